@@ -11,7 +11,7 @@ from pathlib import Path
 # %% auto 0
 __all__ = ['REGISTRY', 'Asset', 'register', 'cache_dir', 'search_dirs', 'AssetError', 'AssetNotFoundError', 'ChecksumError',
            'get_asset', 'sha256sum', 'verify', 'asset_path', 'available', 'download', 'data_path', 'lfw_people',
-           'lfw_image', 'lfw_pairs', 'describe']
+           'lfw_image', 'lfw_pairs', 'lfw_roles', 'describe']
 
 # %% ../nbs/00_assets.ipynb
 @dataclass(frozen=True)
@@ -322,6 +322,15 @@ def lfw_pairs(root=None, folds=None) -> list[tuple[Path, Path, bool, int]]:
                 if folds is not None and fold not in folds: continue
                 pa, pb = lfw_image(*a, root=root), lfw_image(*b, root=root)
                 if pa.exists() and pb.exists(): out.append((pa, pb, same, fold))
+    return out
+
+# %% ../nbs/00_assets.ipynb
+def lfw_roles(root=None, eval_min: int = 10) -> dict[str, str]:
+    "Role of every LFW person present: 'eval' (>= `eval_min` photos), else 'anchor' or 'distractor' by name hash."
+    out = {}
+    for name, ims in lfw_people(root).items():
+        if len(ims) >= eval_min: out[name] = 'eval'
+        else: out[name] = 'anchor' if int(hashlib.sha1(name.encode()).hexdigest(), 16) % 2 == 0 else 'distractor'
     return out
 
 # %% ../nbs/00_assets.ipynb
