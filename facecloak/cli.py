@@ -135,6 +135,7 @@ def _why(e: Exception) -> str:
     from facecloak.align import PhotoError
     if isinstance(e, PhotoError): return str(e)
     if isinstance(e, (Image.DecompressionBombError,)): return f'image too large: {e}'
+    if isinstance(e, FileExistsError): return str(e)
     if isinstance(e, OSError): return f'cannot read: {e.strerror or e}'
     return f'{type(e).__name__}: {e}'
 
@@ -157,12 +158,13 @@ def cmd_learn(a) -> int:
 
 def _protect_one(mask, f: Path, base: Path, a, inputs) -> Path:
     from facecloak.align import load_photo
+    load_photo(f)                       # a clear PhotoError for anything that is not a usable photo
     with Image.open(f) as raw:
-        src_format, src = raw.format, raw
-        pil, ext = out_format(f, a.format, src_format)
+        pil, ext = out_format(f, a.format, raw.format)
         dst = output_path(f, base, a.output, ext, inputs)
+        if dst.exists() and not a.overwrite: raise FileExistsError(f'{dst} exists (use --overwrite to replace it)')
         prot = mask.apply(f)
-        return save_photo(prot, dst, like=src, pil_format=pil, quality=a.quality, keep_exif=a.keep_exif,
+        return save_photo(prot, dst, like=raw, pil_format=pil, quality=a.quality, keep_exif=a.keep_exif,
                           overwrite=a.overwrite)
 
 def cmd_apply(a) -> int:
