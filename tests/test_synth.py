@@ -1,0 +1,44 @@
+"Fast checks of facecloak.synth that need no weights or data (the notebook tests the rest)."
+import numpy as np, pytest, torch
+from facecloak.synth import (ARCFACE_5, MEAN_68, FaceCanvas, five_points, similarity, apply_affine, tps_map, render,
+                             finish, generic_landmarks, pose, expression, relight, camera, occlude, generate, BACKENDS)
+
+def _canvas(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    img = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 140, 140, generator=g), 5, 1, 2)
+    lm = (MEAN_68 + 14).astype(np.float32)
+    return FaceCanvas(img, lm, lm.copy())
+
+def test_similarity_roundtrip():
+    M = np.array([[1.1, 0.3, -4.], [-0.3, 1.1, 7.]], np.float32)
+    np.testing.assert_allclose(similarity(ARCFACE_5, apply_affine(M, ARCFACE_5)), M, atol=1e-4)
+
+def test_generic_landmarks_follow_five_points():
+    lm5 = apply_affine(np.array([[0.8, 0, 10], [0, 0.8, 5]]), ARCFACE_5)
+    np.testing.assert_allclose(five_points(generic_landmarks(lm5)), lm5, atol=2.5)
+
+def test_tps_interpolates():
+    q = MEAN_68 + np.array([2., 1.], np.float32)
+    sx, sy = tps_map(MEAN_68 + 14, q + 14, 140, reg=1e-7)
+    x, y = (MEAN_68[33] + 14).round().astype(int)
+    assert abs(float(sx[y, x]) - (x + 2)) < 0.7 and abs(float(sy[y, x]) - (y + 1)) < 0.7
+
+def test_render_identity_and_shift():
+    fc = _canvas(); g = torch.arange(140.); ys, xs = torch.meshgrid(g, g, indexing='ij')
+    torch.testing.assert_close(render(fc.image, xs, ys, torch.zeros(140, 140)), fc.image, atol=1e-4, rtol=0)
+    out = render(fc.image, xs + 3, ys, torch.zeros(140, 140))
+    torch.testing.assert_close(out[..., 20:120, 23:120], fc.image[..., 20:120, 20:117], atol=1e-4, rtol=0)
+
+@pytest.mark.parametrize('fn', [pose, expression, relight, camera, occlude])
+def test_strength_zero_is_identity(fn):
+    fc = _canvas(); out, rec = fn(fc, 0., rng=0)
+    torch.testing.assert_close(finish(out), finish(fc), atol=2e-3, rtol=0)
+    with pytest.raises(ValueError, match='strength'): fn(fc, -0.1)
+
+def test_generate_offline_without_bank():
+    fc = _canvas(1)
+    s = generate(fc, 3, bank=None, seed=3, device='cpu')
+    assert s.images.shape == (4, 3, 112, 112) and s.transforms[0] == []
+    torch.testing.assert_close(s.images[:1], finish(fc))
+    assert {'offline', 'img2img', 'arc2face'} <= set(BACKENDS)
+    with pytest.raises(ValueError, match='unknown synth backend'): generate(fc, 1, backend='gan')
