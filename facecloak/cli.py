@@ -194,7 +194,7 @@ def check_photo(mask, photo, models: dict, quality: int = 90) -> dict:
     import torch
     clean = load_photo(photo)
     prot = mask.apply(clean)
-    b = io.BytesIO(); prot.save(b, 'JPEG', quality=quality); b.seek(0); prot = load_photo(b)
+    b = io.BytesIO(); prot.save(b, 'JPEG', quality=quality); prot = load_photo(b.getvalue())
     out = {}
     for name, m in models.items():
         ref = mask.reference_for(name, m)

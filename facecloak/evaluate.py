@@ -17,9 +17,9 @@ from . import assets
 from .assets import lfw_people, lfw_roles, cache_dir
 
 # %% auto 0
-__all__ = ['CONDITIONS', 'METHODS', 'Subject', 'subjects', 'attacker_align', 'embed', 'Gallery', 'protection', 'quality',
-           'lpips_distance', 'evaluate_subject', 'EvalConfig', 'versions', 'run_evaluation', 'summarize',
-           'markdown_table']
+__all__ = ['CONDITIONS', 'METHODS', 'Subject', 'subjects', 'attacker_align', 'embed', 'Gallery', 'protection', 'verification',
+           'reverify', 'quality', 'lpips_distance', 'parse_method', 'evaluate_subject', 'EvalConfig', 'versions',
+           'load_record', 'run_evaluation', 'summarize', 'markdown_table', 'plot_report']
 
 # %% ../nbs/06_evaluate.ipynb
 @dataclass
@@ -51,7 +51,8 @@ def subjects(n: int = 20, *, min_photos: int = 10, n_extra: int = 4, max_probes:
 def attacker_align(paths, detector: str = 'mtcnn', cache: bool = True):
     "Aligned crops (N,3,112,112) of `paths` detected from the files, and a bool mask of which had a face."
     from facecloak.align import align_paths
-    x, ok = align_paths([Path(p) for p in paths], detector=detector, select='center', cache=cache, return_found=True)
+    x, ok = align_paths([Path(p) for p in paths], detector=detector, select='center', cache=cache,
+                        on_missing='zeros', return_found=True, progress=False)
     return x, ok
 
 @torch.no_grad()
@@ -88,7 +89,10 @@ class Gallery:
                 bad = [str(p) for p, o in zip(self.paths, ok) if not o]
                 raise RuntimeError(f'no face found in gallery photos: {bad[:5]}')
         e = embed(model, self._x)
-        if cache: f.parent.mkdir(parents=True, exist_ok=True); torch.save(e, f)
+        if cache:    # atomic: workers of a cluster may build the same gallery at once
+            f.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=f.parent, suffix='.tmp'); os.close(fd)
+            torch.save(e, tmp); os.replace(tmp, f)
         return e
 
     def topk(self, model_name: str, e: torch.Tensor, k: int = 5) -> list[list[str]]:
@@ -110,9 +114,20 @@ def protection(gallery: Gallery, model_name: str, e: torch.Tensor, found, label:
     hit1 = sum(t[0] == label for t in top); hit5 = sum(label in t for t in top)
     sim = gallery.similarity(model_name, e[found], label) if found.any() else torch.empty(0)
     out = dict(n=n, no_face=float((~found).float().mean()), top1=1 - hit1 / n, top5=1 - hit5 / n,
-               sim=float(sim.mean()) if len(sim) else float('nan'))
-    for k, t in thresholds.items(): out[f'ver_{k}'] = 1 - float((sim >= t).sum()) / n
+               sim=float(sim.mean()) if len(sim) else float('nan'), sims=[round(float(v), 5) for v in sim])
+    out.update(verification(out['sims'], n, thresholds))
     return out
+
+def verification(sims, n: int, thresholds: dict) -> dict:
+    "Verification protection at each threshold: the fraction of `n` probes below it (probes without a face count as protected)."
+    sims = np.asarray(sims, dtype=float)
+    return {f'ver_{k}': 1 - float((sims >= t).sum()) / n for k, t in thresholds.items()}
+
+def reverify(rec: dict, thresholds: dict) -> dict:
+    "Recompute the verification columns of a record with new `thresholds` ({model: {name: cos}})."
+    for r in rec['records']:
+        if r['kind'] == 'protection' and r['target'] in thresholds: r.update(verification(r['sims'], r['n'], thresholds[r['target']]))
+    return rec
 
 # %% ../nbs/06_evaluate.ipynb
 def _np(im): return np.asarray(im.convert('RGB'), dtype=np.float64) / 255
@@ -191,13 +206,28 @@ def _learn(subject, eps, surrogates, device, **kw):
     return learn_mask(subject.learn, epsilon=eps, surrogates=surrogates, device=device, progress=False, **kw)
 
 METHODS: dict[str, Callable] = {
-    'none': lambda s, eps, sur, dev: _NoProtection(),
-    'noise': lambda s, eps, sur, dev: __import__('facecloak.cloak', fromlist=['random_mask']).random_mask(s.learn, eps, seed=0),
-    'pgd': lambda s, eps, sur, dev: _PerPhoto(epsilon=eps, surrogates=sur, device=dev, progress=False),
-    'universal1': lambda s, eps, sur, dev: _learn(s, eps, sur, dev, synth=False),
-    'opom': lambda s, eps, sur, dev: _learn(s, eps, sur, dev, images=[s.learn, *s.extra], synth=False),
-    'facecloak': lambda s, eps, sur, dev: _learn(s, eps, sur, dev),
+    'none': lambda s, eps, sur, dev, **kw: _NoProtection(),
+    'noise': lambda s, eps, sur, dev, **kw: __import__('facecloak.cloak', fromlist=['random_mask']).random_mask(s.learn, eps, seed=0, **kw),
+    'pgd': lambda s, eps, sur, dev, **kw: _PerPhoto(epsilon=eps, surrogates=sur, device=dev, progress=False, **kw),
+    'universal1': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, synth=False, **kw),
+    'opom': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, images=[s.learn, *s.extra], synth=False, **kw),
+    'facecloak': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **kw),
+    'facecloak_uniform': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **{'leak_floor': 1.0, **kw}),
 }
+
+def parse_method(spec: str) -> tuple[str, dict]:
+    "'facecloak[w_anchor=0,steps=120]' -> ('facecloak', {'w_anchor': 0, 'steps': 120}): ablations by name."
+    import ast
+    name, _, rest = spec.partition('[')
+    if name not in METHODS: raise ValueError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
+    kw = {}
+    if rest:
+        if not rest.endswith(']'): raise ValueError(f'bad method spec {spec!r}: expected name[key=value,...]')
+        for item in filter(None, rest[:-1].split(',')):
+            k, _, v = item.partition('=')
+            try: kw[k.strip()] = ast.literal_eval(v.strip())
+            except (ValueError, SyntaxError): kw[k.strip()] = v.strip()
+    return name, kw
 
 # %% ../nbs/06_evaluate.ipynb
 def _write(im, path, fmt, quality_):
@@ -216,7 +246,8 @@ def evaluate_subject(subject: Subject, method: str, epsilon: float, *, targets: 
     plan = [(t, [m for m in targets if m != t]) for t in targets] if mode == 'loo' else [(None, surrogates or SURROGATES)]
     with tempfile.TemporaryDirectory(dir=workdir) as d:
         for target, sur in plan:
-            t0 = time.perf_counter(); masker = METHODS[method](subject, epsilon, sur, device); t_learn = time.perf_counter() - t0
+            name, kw = parse_method(method)
+            t0 = time.perf_counter(); masker = METHODS[name](subject, epsilon, sur, device, **kw); t_learn = time.perf_counter() - t0
             written, t_apply = [], 0.
             for i, p in enumerate(subject.probes):
                 t0 = time.perf_counter(); im = masker.apply(p); t_apply += time.perf_counter() - t0
@@ -258,7 +289,9 @@ class EvalConfig:
     n_subjects: int = 20
     max_probes: int | None = 8
     methods: tuple = ('none', 'noise', 'universal1', 'opom', 'facecloak')
-    epsilons: tuple = (4, 8, 12)             # in 8-bit grey levels: epsilon = e/255
+    epsilons: tuple = (4, 8, 12)             # in 8-bit grey levels: epsilon = e/255, for the methods in `sweep`
+    sweep: tuple = ('universal1', 'facecloak')
+    main_epsilon: float = 8                  # the budget of every other method
     targets: tuple | None = None             # None: every recognition model present (facecloak.models.TARGETS)
     surrogates: tuple | None = None          # None: facecloak.models.SURROGATES (mode 'fixed')
     mode: str = 'fixed'                      # 'fixed' or 'loo' (leave-one-model-out: always black-box)
@@ -276,16 +309,25 @@ def versions() -> dict:
 
 def _unit_key(r): return (r['person'], r['method'], r['epsilon'])
 
-def _load_record(path):
+def _open(path, mode, gz=None):
+    import gzip
+    gz = str(path).endswith('.gz') if gz is None else gz
+    return gzip.open(path, mode + 't', encoding='utf-8') if gz else open(path, mode, encoding='utf-8')
+
+def load_record(path) -> dict | None:
+    "An evaluation record (`.json` or `.json.gz`), or None when there is none yet."
     path = Path(path)
     if not path.exists(): return None
-    try: return json.loads(path.read_text())
-    except json.JSONDecodeError as e: raise ValueError(f'{path} is not a valid evaluation record ({e}); move it away to start afresh') from e
+    try:
+        with _open(path, 'r') as f: return json.load(f)
+    except (json.JSONDecodeError, OSError, EOFError) as e:
+        raise ValueError(f'{path} is not a valid evaluation record ({e}); move it away to start afresh') from e
 
 def _save_record(rec, path):
+    "Write the record atomically (gzip when the name ends in .gz)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix='.tmp')
-    with os.fdopen(fd, 'w') as f: json.dump(rec, f, indent=1, default=str)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix='.tmp'); os.close(fd)
+    with _open(tmp, 'w', gz=str(path).endswith('.gz')) as f: json.dump(rec, f, separators=(',', ':'), default=str)
     os.replace(tmp, path)
 
 def _unit(cfg_d, subject, method, eps, device):
@@ -300,18 +342,33 @@ def _unit(cfg_d, subject, method, eps, device):
                             mode=cfg.mode, gallery=g, models=models, conditions=cfg.conditions, fmt=cfg.fmt,
                             quality_=cfg.quality, device=device, lpips_net=cfg.lpips_net)
 
+def _warm(cfg_d, device):
+    "Build the shared caches (gallery embeddings, anchor bank, synth transfer bank) once, before workers start."
+    from facecloak.models import load_model, TARGETS
+    cfg = EvalConfig(**cfg_d)
+    targets = list(cfg.targets or [t for t in TARGETS if assets.available(t)])
+    Gallery({t: load_model(t, device=device) for t in targets}, subjects(cfg.n_subjects, max_probes=cfg.max_probes, seed=cfg.seed),
+            n_distractors=cfg.n_distractors, seed=cfg.seed)
+    if set(cfg.methods) - {'none', 'noise'}:
+        from facecloak import cloak
+        cloak.build_anchor_bank(list(cfg.surrogates) if cfg.surrogates else None, device=device, progress=False)
+        try:
+            from facecloak import synth; synth.load_bank()
+        except Exception: pass
+
 def run_evaluation(cfg: EvalConfig, out: str | Path, *, scheduler=None, n_workers: int = 2,
                    memory_limit: str = '6GB', device=None, progress: bool = True) -> dict:
     "Run (or resume) the evaluation `cfg`, writing the JSON record at `out`; returns the record."
-    rec = _load_record(out)
+    rec = load_record(out)
     cfg_d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
     if rec is not None and rec['config'] != cfg_d:
         raise ValueError(f'{out} holds a run with another config; choose another output path to keep both')
     rec = rec or dict(config=cfg_d, versions=versions(), records=[])
     done = {_unit_key(r) for r in rec['records']}
     subs = subjects(cfg.n_subjects, max_probes=cfg.max_probes, seed=cfg.seed)
-    todo = [(s, m, e) for s in subs for m in cfg.methods for e in (cfg.epsilons if m != 'none' else cfg.epsilons[:1])
+    todo = [(s, m, e) for s in subs for m in cfg.methods for e in (cfg.epsilons if m in cfg.sweep else (cfg.main_epsilon,))
             if (s.name, m, round(float(e), 3)) not in done]
+    if todo: _warm(cfg_d, device)
     bar = tqdm(total=len(todo), desc='evaluate', disable=not progress)
     def _collect(rs):
         rec['records'].extend(rs); _save_record(rec, out); bar.update(1)
@@ -355,3 +412,46 @@ def markdown_table(rows: list[dict], cols=('method', 'epsilon', 'target', 'box',
     lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
     lines += ['| ' + ' | '.join(f(r.get(c, '')) for c in cols) + ' |' for r in rows]
     return '\n'.join(lines)
+
+# %% ../nbs/06_evaluate.ipynb
+def plot_report(rec: dict, out_dir=None, condition: str = 'clean', main_epsilon: float | None = None):
+    "Protection-vs-ε, protection-vs-SSIM and per-model figures of an evaluation record; saved as PNGs in `out_dir`."
+    import matplotlib.pyplot as plt
+    rows = summarize(rec, condition)
+    main_epsilon = main_epsilon or rec.get('config', {}).get('main_epsilon', 8)
+    figs = {}
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for m in sorted({r['method'] for r in rows}):
+        pts = {}
+        for r in rows:
+            if r['method'] == m and r['box'] == 'black': pts.setdefault(r['epsilon'], []).append(r['top1'])
+        if len(pts) > 1:
+            es = sorted(pts); ax.plot(es, [np.mean(pts[e]) for e in es], 'o-', label=m)
+    ax.set(xlabel='ε (grey levels)', ylabel='black-box top-1 protection', ylim=(0, 1), title='protection vs budget')
+    ax.legend(); ax.grid(alpha=.3); figs['protection_vs_epsilon'] = fig
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for m in sorted({r['method'] for r in rows}):
+        pts = {}
+        for r in rows:
+            if r['method'] == m and r['box'] == 'black' and 'ssim_face' in r: pts.setdefault(r['epsilon'], []).append((r['ssim_face'], r['top1']))
+        xy = np.array([np.mean(v, 0) for _, v in sorted(pts.items())])
+        if len(xy): ax.plot(xy[:, 0], xy[:, 1], 'o-', label=m)
+    ax.set(xlabel='face-crop SSIM', ylabel='black-box top-1 protection', ylim=(0, 1), title='protection vs visibility')
+    ax.legend(); ax.grid(alpha=.3); figs['protection_vs_ssim'] = fig
+    sel = [r for r in rows if r['epsilon'] == main_epsilon or r['method'] == 'none']
+    methods = sorted({r['method'] for r in sel}); targets = sorted({r['target'] for r in sel})
+    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(targets)), 3.5))
+    w = 0.8 / max(1, len(methods))
+    for i, m in enumerate(methods):
+        v = [next((r['top1'] for r in sel if r['method'] == m and r['target'] == t), 0) for t in targets]
+        ax.bar(np.arange(len(targets)) + i * w, v, w, label=m)
+    boxes = {r['target']: r['box'] for r in sel if r['method'] not in ('none',)}
+    ax.set_xticks(np.arange(len(targets)) + w * (len(methods) - 1) / 2,
+                  [f"{t}\n({boxes.get(t, '?')}-box)" for t in targets], fontsize=7)
+    ax.set(ylabel='top-1 protection', ylim=(0, 1), title=f'per model at ε={main_epsilon}/255')
+    ax.legend(fontsize=7); figs['protection_per_model'] = fig
+    for f in figs.values(): f.tight_layout()
+    if out_dir:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        for k, f in figs.items(): f.savefig(Path(out_dir)/f'{k}.png', dpi=120)
+    return figs
