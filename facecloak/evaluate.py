@@ -19,7 +19,7 @@ from .assets import lfw_people, lfw_roles, cache_dir
 # %% auto 0
 __all__ = ['CONDITIONS', 'METHODS', 'Subject', 'subjects', 'attacker_align', 'embed', 'Gallery', 'protection', 'verification',
            'reverify', 'quality', 'lpips_distance', 'parse_method', 'evaluate_subject', 'EvalConfig', 'versions',
-           'load_record', 'run_evaluation', 'summarize', 'markdown_table', 'plot_report']
+           'load_record', 'run_evaluation', 'summarize', 'markdown_table', 'plot_report', 'by_box']
 
 # %% ../nbs/06_evaluate.ipynb
 @dataclass
@@ -455,3 +455,22 @@ def plot_report(rec: dict, out_dir=None, condition: str = 'clean', main_epsilon:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         for k, f in figs.items(): f.savefig(Path(out_dir)/f'{k}.png', dpi=120)
     return figs
+
+# %% ../nbs/06_evaluate.ipynb
+def by_box(rec: dict, condition: str = 'clean', key: str = 'top1') -> list[dict]:
+    "Per (method, ε): mean `key` over black-box and over white-box targets, face SSIM/PSNR, learn and apply seconds."
+    rows = summarize(rec, condition)
+    Q = [r for r in rec['records'] if r['kind'] == 'quality']
+    out = []
+    for m, e in sorted({(r['method'], r['epsilon']) for r in rows}):
+        rs = [r for r in rows if (r['method'], r['epsilon']) == (m, e)]
+        row = dict(method=m, epsilon=e)
+        for b in ('black', 'white'):
+            v = [r[key] for r in rs if r['box'] == b and key in r]
+            if v: row[f'{key}_{b}'] = float(np.mean(v))
+        q = [r for r in Q if (r['method'], r['epsilon']) == (m, e)]
+        for k in ('ssim_face', 'psnr_face', 'learn_s', 'apply_s'):
+            v = [r[k] for r in q if isinstance(r.get(k), (int, float))]
+            if v: row[k] = float(np.mean(v))
+        out.append(row)
+    return out

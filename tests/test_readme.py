@@ -21,6 +21,8 @@ def test_readme_commands_are_what_ci_runs():
     install, demo, test = _sh_blocks(readme)[:3]
     assert 'pip install' in install and install in ci, 'CI must install exactly as README says'
     assert 'facecloak demo' in demo
-    # the test command, minus the env assignments CI makes itself
-    test_cmd = re.sub(r'^(\w+=\S+\s+)+', '', test)
-    assert test_cmd in ci, f'CI must run README test command {test_cmd!r}'
+    # the test command, minus the env assignments CI makes itself: `VAR=.. VAR=.. bash -c '<command>'`
+    m = re.fullmatch(r"((?:\w+=\S+\s+)+)bash -c '(.+)'", test)
+    assert m, f'README test command should set the data dirs for the whole command: {test!r}'
+    assert 'FACECLOAK_MODEL_DIR' in m[1] and 'FACECLOAK_DATA_DIR' in m[1]
+    assert m[2] in ci, f'CI must run README test command {m[2]!r}'

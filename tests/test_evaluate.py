@@ -1,0 +1,41 @@
+"""The evaluation pipeline end to end on a tiny subset, so it cannot rot: the same code as the
+20-person run (benchmarks/bench_evaluate.py), 2 subjects x 2 probes, 2 target models."""
+import importlib.util, json
+from pathlib import Path
+
+import pytest
+
+from facecloak import assets
+from facecloak.evaluate import EvalConfig, load_record, run_evaluation, summarize
+
+pytestmark = pytest.mark.skipif(not assets.available('lfw'), reason='LFW not found: set FACECLOAK_DATA_DIR')
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location('bench_evaluate', ROOT/'benchmarks'/'bench_evaluate.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
+def test_tiny_evaluation_runs_resumes_and_refuses_mixing(tmp_path, capsys):
+    out = tmp_path/'eval.json.gz'
+    _bench().main(['--tiny', '--out', str(out), '--figures', str(tmp_path/'fig')])
+    printed = json.loads(capsys.readouterr().out)
+    rec = load_record(out)
+    P = [r for r in rec['records'] if r['kind'] == 'protection']
+    assert {r['method'] for r in P} == {'none', 'noise'} and {r['condition'] for r in P} == {'clean', 'jpeg50'}
+    assert {r['box'] for r in P} == {'white', 'black'}
+    # clean photos are recognised: protection of unprotected photos is ~0 (the protocol does not flatter)
+    assert all(r['top1'] <= 0.5 for r in P if r['method'] == 'none')
+    assert any(r['top1'] == 0 for r in P if r['method'] == 'none')
+    assert all('ver_far1e-3' in r for r in P)
+    assert printed['summary']['clean'] == summarize(rec, 'clean')
+    assert (out.with_suffix('.md')).exists() and len(list((tmp_path/'fig').glob('*.png'))) == 3
+    # resumable: a second run finds every unit done and adds nothing
+    n = len(rec['records'])
+    _bench().main(['--tiny', '--out', str(out)])
+    assert len(load_record(out)['records']) == n
+    # another config never mixes into the same record
+    with pytest.raises(ValueError, match='another config'):
+        run_evaluation(EvalConfig(n_subjects=3), out, progress=False)
