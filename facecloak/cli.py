@@ -4,19 +4,21 @@
 
 # %% ../nbs/08_cli.ipynb 3
 from __future__ import annotations
-import argparse, io, os, re, sys, tempfile, time, unicodedata
+import argparse, functools, io, os, re, sys, tempfile, time, unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, EXIT_NOTHING = 0, 1, 2, 3
 IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif', '.jfif'}
 
 # %% auto 0
-__all__ = ['EXIT_OK', 'EXIT_SKIPPED', 'EXIT_USAGE', 'EXIT_NOTHING', 'IMAGE_EXTS', 'FORMATS', 'iter_inputs', 'safe_name',
-           'out_format', 'output_path', 'clean_exif', 'save_photo', 'Report', 'cmd_learn', 'cmd_apply', 'check_photo',
-           'cmd_check', 'cmd_demo', 'parser', 'main']
+__all__ = ['EXIT_OK', 'EXIT_SKIPPED', 'EXIT_USAGE', 'EXIT_NOTHING', 'IMAGE_EXTS', 'FORMATS', 'CHUNK', 'CHUNK_PIXELS',
+           'NATIVE_MODES', 'iter_inputs', 'safe_name', 'out_format', 'output_path', 'clean_exif', 'save_photo',
+           'Report', 'cmd_learn', 'chunks', 'protect_image', 'protect_chunk', 'cmd_apply', 'check_photo', 'cmd_check',
+           'cmd_demo', 'parser', 'main']
 
 # %% ../nbs/08_cli.ipynb
 def iter_inputs(paths) -> list[tuple[Path, Path, str | None]]:
@@ -59,7 +61,7 @@ def out_format(src: Path, fmt: str = 'keep', src_format: str | None = None) -> t
     return FORMATS['png']
 
 def output_path(src: Path, base: Path, outdir: Path, ext: str, inputs=()) -> Path:
-    "Where the protected copy of `src` (found under `base`) goes in `outdir`; refuses anything outside it."
+    "Where the protected copy of `src` (found under `base`) goes in `outdir`; refuses anything outside it or an input (`inputs`: paths, or a set of resolved paths)."
     src, outdir = Path(src), Path(outdir).resolve()
     try: rel = Path(src).resolve().relative_to(Path(base).resolve()).parent
     except ValueError: rel = Path()
@@ -67,7 +69,8 @@ def output_path(src: Path, base: Path, outdir: Path, ext: str, inputs=()) -> Pat
     dst = outdir.joinpath(*parts, safe_name(Path(src).stem) + ext).resolve()
     if outdir != dst.parent and outdir not in dst.parents:
         raise ValueError(f'refusing to write outside the output folder: {dst}')
-    if dst in {Path(i).resolve() for i in inputs} or dst == Path(src).resolve():
+    ins = inputs if isinstance(inputs, (set, frozenset)) else {Path(i).resolve() for i in inputs}
+    if dst in ins or dst == Path(src).resolve():
         raise ValueError(f'refusing to overwrite an input: {dst}')
     return dst
 
@@ -156,33 +159,190 @@ def cmd_learn(a) -> int:
     print(f'wrote {out} (epsilon {a.epsilon}/255, surrogates {", ".join(mask.surrogates)})')
     return EXIT_OK
 
-def _protect_one(mask, f: Path, base: Path, a, inputs) -> Path:
-    from facecloak.align import load_photo
-    load_photo(f)                       # a clear PhotoError for anything that is not a usable photo
-    with Image.open(f) as raw:
-        pil, ext = out_format(f, a.format, raw.format)
-        dst = output_path(f, base, a.output, ext, inputs)
-        if dst.exists() and not a.overwrite: raise FileExistsError(f'{dst} exists (use --overwrite to replace it)')
-        prot = mask.apply(f)
-        return save_photo(prot, dst, like=raw, pil_format=pil, quality=a.quality, keep_exif=a.keep_exif,
-                          overwrite=a.overwrite)
+# %% ../nbs/08_cli.ipynb
+CHUNK, CHUNK_PIXELS = 16, 64_000_000
+
+def _pixels(f: Path) -> int:
+    "Pixel count from the file header (0 when it cannot be read: the error is reported when the photo is loaded)."
+    import warnings
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            with Image.open(f) as im: return im.width * im.height
+    except Exception: return 0
+
+def chunks(items, size: int = CHUNK, max_pixels: int = CHUNK_PIXELS):
+    "Split `items` ((file, base, error) triples) into lists of at most `size` files and about `max_pixels` pixels."
+    cur, px = [], 0
+    for it in items:
+        n = 0 if it[2] else _pixels(it[0])
+        if cur and (len(cur) >= size or px + n > max_pixels): yield cur; cur, px = [], 0
+        cur.append(it); px += n
+    if cur: yield cur
+
+# %% ../nbs/08_cli.ipynb
+NATIVE_MODES = ('RGB', 'RGBA', 'L', 'LA')
+
+def _luma():
+    "Rec. 601 luminance weights, as `Mask.apply` uses for greyscale photos."
+    import torch
+    return torch.tensor([0.299, 0.587, 0.114])
+
+def _deep_scale(a: np.ndarray, mode: str) -> float:
+    "Size of one 8-bit grey level in the units of a high-depth array (same reading as `load_photo`)."
+    if mode == 'F': return 1 / 255 if a.size and np.nanmax(a) <= 1 else 1.0
+    return 257.0 if a.size and a.max() > 255 else 1.0
+
+def protect_image(mask, im: Image.Image, face=None, *, M=None, **kw) -> Image.Image:
+    "`im` (upright, any mode) with `mask` applied on `face` (or `M`): same size and mode; only the face region changes."
+    if im.mode in NATIVE_MODES: return mask.apply(im, face=face, M=M, **kw)
+    import warnings
+    H, W = im.height, im.width
+    deep = im.mode == 'F' or im.mode.startswith('I')
+    alpha = im.mode == 'P' and 'transparency' in im.info
+    view = Image.new('L', im.size) if deep else im.convert('RGBA' if alpha else 'RGB')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        out, info = mask.apply(view, face=face, M=M, return_info=True, **kw)
+    region = mask.region(info['M'], (H, W))
+    if deep:                                   # add the luminance cloak at the photo's own bit depth
+        d, (y0, y1, x0, x1) = mask.photo_delta(info['M'], (H, W))
+        a = np.array(im)
+        if d.numel():
+            d = (d @ _luma()).numpy() * _deep_scale(a, im.mode)
+            box = a[y0:y1, x0:x1].astype(np.float64) + d
+            if a.dtype.kind != 'f':
+                hi = 65535 if im.mode.startswith('I;16') or a.max() <= 65535 else np.iinfo(a.dtype).max
+                box = np.clip(np.rint(box), 0, hi)
+            keep = ~region[y0:y1, x0:x1]
+            box[keep] = a[y0:y1, x0:x1][keep]
+            a[y0:y1, x0:x1] = box.astype(a.dtype)
+        res = Image.fromarray(a)
+        if res.mode != im.mode: res = res.convert(im.mode)
+    else:
+        if im.mode == 'P':
+            new = out.convert('RGB').quantize(palette=im, dither=Image.Dither.NONE)
+            t = im.info.get('transparency')
+            if isinstance(t, int): region &= np.asarray(im) != t          # transparent pixels stay so
+        else: new = out if out.mode == im.mode else out.convert(im.mode)
+        res = im.copy()
+        res.paste(new, mask=Image.fromarray(region.astype(np.uint8) * 255))
+    res.info.update({k: v for k, v in im.info.items() if k in ('icc_profile', 'dpi', 'transparency')})
+    return res
+
+# %% ../nbs/08_cli.ipynb
+@functools.lru_cache(maxsize=4)
+def _cached_mask(path: str, mtime_ns: int):
+    "A mask loaded once per process (workers keep it between chunks); keyed by path and modification time."
+    return _load_mask(path)
+
+def _open_upright(f: Path) -> Image.Image:
+    from PIL import ImageOps
+    with Image.open(f) as im:
+        im.load(); return ImageOps.exif_transpose(im)
+
+def protect_chunk(mask, items, opts: dict, inputs=frozenset()) -> list[tuple[str, str, str]]:
+    """Protect one chunk of `items` ((file, base, error) triples): ('done', file, output) or ('skipped', file, why)
+    per item, in order. `mask`: a `Mask` or a mask file path (loaded once per process). Detection is one batched
+    call for the chunk. `opts`: output, format, quality, keep_exif, overwrite, detector, max_side, device, min_face."""
+    from facecloak import align as A
+    if not hasattr(mask, 'apply'): p = Path(mask); mask = _cached_mask(str(p), p.stat().st_mtime_ns)
+    res: list = [None] * len(items)
+    ready = []                                # [k, file, rgb (upright 8-bit RGB), raw (lazy original), dst, PIL format]
+    for k, (f, base, err) in enumerate(items):
+        if err: res[k] = ('skipped', str(f), err); continue
+        raw = None
+        try:
+            rgb = A.load_photo(f)             # a clear PhotoError for anything that is not a usable photo
+            raw = Image.open(f)               # header only: format, EXIF and colour profile for the output
+            pil, ext = out_format(Path(f), opts.get('format', 'keep'), raw.format)
+            dst = output_path(f, base, opts['output'], ext, inputs)
+            if dst.exists() and not opts.get('overwrite'): raise FileExistsError(f'{dst} exists (use --overwrite to replace it)')
+            ready.append([k, Path(f), rgb, raw, dst, pil])
+        except Exception as e:
+            if raw is not None: raw.close()
+            res[k] = ('skipped', str(f), _why(e))
+    # one batched detection for the chunk (same-size photos go through MTCNN together)
+    detector, max_side = opts.get('detector', 'mtcnn'), opts.get('max_side', 1024)
+    faces: dict = {}
+    if ready:
+        det, name = A.get_detector(detector, opts.get('device')), A._detector_name(detector)
+        thr = A.DETECTORS.get(name, (None, 0.0))[1]
+        groups: dict = {}
+        for j, r in enumerate(ready):
+            small, sc = A._downscale(r[2], max_side)
+            groups.setdefault(small.size, []).append((j, np.asarray(small), sc))
+        for g in groups.values():
+            try:
+                out = det.batch([a for _, a, _ in g]) if hasattr(det, 'batch') and len(g) > 1 else [det(a) for _, a, _ in g]
+                for (j, _, (sx, sy)), fs in zip(g, out): faces[j] = A._finish(fs, sx, sy, thr)
+            except Exception as e:
+                for j, _, _ in g: faces[j] = e
+            del g[:]
+        groups.clear()
+    from facecloak.cloak import _select_face, MIN_FACE
+    for j, r in enumerate(ready):
+        k, f, rgb, raw, dst, pil = r
+        try:
+            fs = faces.get(j, [])
+            if isinstance(fs, Exception): raise fs
+            if not fs: raise A.NoFaceError(f'no face found in the photo ({rgb.width}x{rgb.height})')
+            face = fs[0] if len(fs) == 1 or not mask.reference else _select_face(mask, rgb, fs, 'reference', None, detector)
+            im = rgb if raw.mode == 'RGB' else _open_upright(f)       # apply keeps the input's mode
+            prot = protect_image(mask, im, face, min_face=opts.get('min_face', MIN_FACE))
+            save_photo(prot, dst, like=raw, pil_format=pil, quality=opts.get('quality', 95),
+                       keep_exif=opts.get('keep_exif', False), overwrite=opts.get('overwrite', False))
+            res[k] = ('done', str(f), str(dst))
+        except Exception as e: res[k] = ('skipped', str(f), _why(e))
+        finally:
+            raw.close(); r[2] = r[3] = None; del rgb, raw   # release the photo before the next one
+    return res
+
+def _apply_opts(a) -> dict:
+    return dict(output=str(Path(a.output).resolve()), format=a.format, quality=a.quality, keep_exif=a.keep_exif,
+                overwrite=a.overwrite, detector=getattr(a, 'detector', 'mtcnn'), device=getattr(a, 'device', None),
+                max_side=getattr(a, 'detect_side', 1024) or None)
+
+def _run_chunks(mask, parts, opts, inputs, a, collect):
+    "Run `protect_chunk` over `parts` in process, or on Dask workers; `collect(results)` per finished chunk."
+    workers, scheduler = getattr(a, 'workers', 0) or 0, getattr(a, 'scheduler', None)
+    if not workers and not scheduler:
+        for part in parts: collect(protect_chunk(mask, part, opts, inputs))
+        return
+    from dask.distributed import Client, LocalCluster, as_completed
+    mpath = str(Path(a.mask).resolve())
+    cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                  memory_limit=a.memory_limit, dashboard_address=None)
+    try:
+        with Client(cluster or scheduler) as client:
+            futs = [client.submit(protect_chunk, mpath, part, opts, inputs, pure=False) for part in parts]
+            for fut in as_completed(futs): collect(fut.result()); fut.release()
+    finally:
+        if cluster is not None: cluster.close()
 
 def cmd_apply(a) -> int:
-    "facecloak apply me.mask PHOTOS_OR_DIRS... -o OUTDIR"
+    "facecloak apply me.mask PHOTOS_OR_DIRS... -o OUTDIR [--workers N | --scheduler ADDRESS]"
     from tqdm.auto import tqdm
     try: mask = _load_mask(a.mask)
     except Exception as e: return _err(f'{a.mask}: {e}')
+    if (getattr(a, 'workers', 0) or 0) < 0: return _err(f'--workers {a.workers} is out of range: give 0 (in process) or more')
+    if getattr(a, 'chunk', CHUNK) is not None and getattr(a, 'chunk', CHUNK) < 1: return _err(f'--chunk {a.chunk} is out of range: give 1 or more')
     items = iter_inputs(a.inputs)
     if not items: return _err('no image found in the inputs', EXIT_NOTHING)
     out = Path(a.output)
     if out.exists() and not out.is_dir(): return _err(f'output {out} exists and is not a folder')
-    out.mkdir(parents=True, exist_ok=True)
-    inputs = [f for f, _, _ in items]
+    try: out.mkdir(parents=True, exist_ok=True)
+    except OSError as e: return _err(f'cannot create the output folder {out}: {e.strerror or e}')
+    inputs = frozenset(Path(f).resolve() for f, _, _ in items)
     rep = Report()
-    for f, base, err in tqdm(items, desc='apply', unit='photo', disable=a.quiet):
-        if err: rep.skip(f, err); continue
-        try: rep.done.append(str(_protect_one(mask, f, base, a, inputs)))
-        except Exception as e: rep.skip(f, _why(e))
+    bar = tqdm(total=len(items), desc='apply', unit='photo', disable=a.quiet)
+    def collect(results):
+        for status, f, x in results:
+            if status == 'done': rep.done.append(x)
+            else: rep.skip(f, x)
+        bar.update(len(results))
+    try: _run_chunks(mask, chunks(items, getattr(a, 'chunk', CHUNK) or CHUNK), _apply_opts(a), inputs, a, collect)
+    finally: bar.close()
     print(rep.summary())
     return rep.code
 
@@ -271,6 +431,15 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument('--quality', type=int, default=95, help='JPEG/WebP quality (default 95)')
     ap.add_argument('--keep-exif', action='store_true', help='keep non-identifying EXIF (GPS is always removed)')
     ap.add_argument('--overwrite', action='store_true', help='replace existing outputs (never inputs)')
+    ap.add_argument('--workers', type=int, default=0, metavar='N',
+                    help='worker processes for large folders (Dask LocalCluster; default 0 = in this process)')
+    ap.add_argument('--scheduler', metavar='ADDRESS', help='run on an existing Dask cluster (workers must see the same paths)')
+    ap.add_argument('--memory-limit', default='4GB', help='memory limit per worker process (default 4GB)')
+    ap.add_argument('--chunk', type=int, default=CHUNK, metavar='N', help=f'photos loaded and detected together (default {CHUNK})')
+    ap.add_argument('--detector', default='mtcnn', help='face detector (default mtcnn)')
+    ap.add_argument('--detect-side', type=int, default=1024, metavar='PX',
+                    help='detect on a copy downscaled to this long side (default 1024, as align.detect; 640 is ~2x faster)')
+    ap.add_argument('--device', help='torch device (default: cuda if available)')
     ap.add_argument('-q', '--quiet', action='store_true')
     ap.set_defaults(func=cmd_apply)
     c = sub.add_parser('check', help='how well photos are protected against every available model')

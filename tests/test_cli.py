@@ -142,3 +142,152 @@ def test_exit_codes_for_usage_errors(tmp_path, capsys):
     assert main(['learn', 'x.jpg', '-o', str(tmp_path/'m2.mask'), '--epsilon', '0']) == EXIT_USAGE
     with pytest.raises(SystemExit) as e: main(['apply'])
     assert e.value.code == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Property-based tests of apply: any size, any mode, face anywhere
+# ---------------------------------------------------------------------------------------------
+from hypothesis import given, settings, strategies as st, HealthCheck
+
+MODES = ['RGB', 'RGBA', 'L', 'LA', 'P', 'CMYK', 'I;16']
+BOUND = int(np.ceil(EPS * 255))          # 8 grey levels after 8-bit rounding
+
+
+@pytest.fixture(scope='module')
+def face_photo():
+    "A real LFW photo (RGB) and its five detected landmarks (detected once)."
+    from facecloak.align import detect
+    im = Image.open(_lfw()).convert('RGB')
+    return im, detect(im)[0].landmarks
+
+
+@pytest.fixture(scope='module')
+def sign_mask():
+    from facecloak.cloak import random_mask
+    return random_mask(epsilon=EPS, seed=0, kind='sign')
+
+
+def _scene(photo, lm, w, h, scale, fx, fy, mode, seed):
+    "The photo scaled by `scale` and pasted at a random place on a noisy w x h canvas, in `mode`; the landmarks moved along."
+    rng = np.random.default_rng(seed)
+    s = min(scale, min(w, h) / photo.width)                   # the scaled photo fits on the canvas
+    side = max(8, int(photo.width * s)); k = side / photo.width
+    ox, oy = int(fx * (w - side)), int(fy * (h - side))
+    canvas = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    canvas.paste(photo.resize((side, side), Image.Resampling.BILINEAR), (ox, oy))
+    lm = (np.asarray(lm, np.float64) + 0.5) * k - 0.5 + [ox, oy]
+    if mode in ('RGBA', 'LA'):
+        im = canvas.convert(mode); im.putalpha(Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8)))
+    elif mode == 'P': im = canvas.convert('P', palette=Image.Palette.ADAPTIVE, colors=200)
+    elif mode == 'CMYK':
+        c = np.asarray(canvas.convert('CMYK')).copy(); c[..., 3] = rng.integers(0, 40, (h, w)); im = Image.fromarray(c, 'CMYK')
+    elif mode == 'I;16': im = Image.fromarray(np.asarray(canvas.convert('L')).astype(np.uint16) * 257 + rng.integers(0, 257, (h, w)).astype(np.uint16))
+    else: im = canvas.convert(mode)
+    return im, lm.astype(np.float32)
+
+
+def _region(mask, lm, size_hw):
+    from facecloak import align as A
+    M = A.similarity_transform(lm, A.template(mask.template, mask.size))
+    return mask.region(M, size_hw)
+
+
+@pytest.mark.parametrize('mode', MODES)          # every mode, each on random sizes and placements
+@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(w=st.integers(160, 700), h=st.integers(160, 700), scale=st.floats(0.6, 2.5), fx=st.floats(0, 1), fy=st.floats(0, 1),
+       seed=st.integers(0, 2**16))
+def test_apply_property_size_mode_region_and_bound(face_photo, sign_mask, w, h, scale, fx, fy, mode, seed):
+    from facecloak.align import Face
+    from facecloak.cli import protect_image
+    im, lm = _scene(*face_photo, w, h, scale, fx, fy, mode, seed)
+    out = protect_image(sign_mask, im, Face.from_landmarks(lm))        # the CLI's code path, face known
+    assert out.size == im.size and out.mode == im.mode
+    region = _region(sign_mask, lm, (h, w))
+    assert region.any() and not region.all()
+    a, b = np.asarray(im).astype(np.int64), np.asarray(out).astype(np.int64)
+    if a.ndim == 2: a, b = a[..., None], b[..., None]
+    changed = (a != b).any(-1)
+    assert not changed[~region].any(), f'{mode}: {changed[~region].sum()} pixels changed outside the face region'
+    assert changed[region].any(), f'{mode}: the face was not cloaked'
+    if mode in ('RGB', 'RGBA', 'L', 'LA'):
+        assert np.abs(a - b).max() <= BOUND
+        if mode in ('RGBA', 'LA'): assert (a[..., -1] == b[..., -1]).all()          # alpha untouched
+    elif mode == 'CMYK':     # stored differently (K re-derived on the face) but within ε as colours
+        d = np.abs(np.asarray(im.convert('RGB')).astype(int) - np.asarray(out.convert('RGB')).astype(int))
+        assert d.max() <= BOUND
+    elif mode == 'I;16':     # the cloak is added at 16-bit depth, the bound in 16-bit grey levels
+        assert np.abs(a - b).max() <= int(np.ceil(EPS * 65535)) and b.max() > 255
+
+
+@settings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(w=st.integers(300, 700), h=st.integers(300, 700), fx=st.floats(0, 1), fy=st.floats(0, 1),
+       mode=st.sampled_from(['RGB', 'L', 'RGBA']))
+def test_apply_property_through_the_cli_with_detection(face_photo, mask_file, tmp_path_factory, w, h, fx, fy, mode):
+    "The whole command (file in, detection, file out): PNG keeps size and mode, and ε holds after rounding."
+    from facecloak.align import detect
+    d = tmp_path_factory.mktemp('prop')
+    im, lm = _scene(*face_photo, w, h, 1.2, fx, fy, mode, seed=w * h)
+    im.save(d/'in.png')
+    assert main(['apply', str(mask_file), str(d/'in.png'), '-o', str(d/'out'), '-q']) == EXIT_OK
+    out = Image.open(d/'out'/'in.png')
+    assert out.size == im.size and out.mode == im.mode
+    a, b = np.asarray(im).astype(int), np.asarray(out).astype(int)
+    assert 0 < np.abs(a - b).max() <= BOUND
+    # only near the detected face: nothing changes outside a margin of one face size around its box
+    x1, y1, x2, y2 = detect(im.convert('RGB'))[0].box
+    fw, fh = x2 - x1, y2 - y1
+    diff = np.abs(a - b).reshape(h, w, -1).max(-1)
+    outside = np.ones((h, w), bool)
+    outside[max(0, int(y1 - fh)):int(y2 + fh), max(0, int(x1 - fw)):int(x2 + fw)] = False
+    assert diff[outside].max(initial=0) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming, batched detection, worker processes
+# ---------------------------------------------------------------------------------------------
+
+def test_apply_streams_in_chunks_with_one_batched_detection_each(mask_file, tmp_path, monkeypatch):
+    from facecloak import align as A
+    from facecloak import cli
+    d = tmp_path/'in'; d.mkdir()
+    people = list(assets.lfw_people(min_photos=10).values())
+    for i in range(5): shutil.copy(people[i][0], d/f'p{i}.jpg')
+    (d/'z_bad.jpg').write_text('not a photo')
+    det = A.get_detector('mtcnn'); calls = []
+    class Spy:
+        name = 'mtcnn'
+        def __call__(self, a): calls.append(1); return det(a)
+        def batch(self, arrs): calls.append(len(arrs)); return det.batch(arrs)
+    monkeypatch.setattr(A, 'get_detector', lambda *a, **k: Spy())
+    loaded = []
+    real_load = A.load_photo
+    monkeypatch.setattr(A, 'load_photo', lambda f, **k: (loaded.append(Path(f).name), real_load(f, **k))[1])
+    assert main(['apply', str(mask_file), str(d), '-o', str(tmp_path/'o'), '-q', '--chunk', '2']) == EXIT_SKIPPED
+    assert calls == [2, 2, 1]                  # one detection call per chunk, the chunk's photos together
+    assert sorted(p.name for p in (tmp_path/'o').iterdir()) == [f'p{i}.jpg' for i in range(5)]
+    assert loaded == [f'p{i}.jpg' for i in range(5)] + ['z_bad.jpg']
+    assert main(['apply', str(mask_file), str(d), '-o', str(tmp_path/'o2'), '--chunk', '0']) == EXIT_USAGE
+
+
+def test_apply_with_workers_matches_in_process(mask_file, tmp_path, capsys):
+    pytest.importorskip('dask.distributed')
+    d = tmp_path/'in'; d.mkdir()
+    people = list(assets.lfw_people(min_photos=10).values())
+    for i in range(4): shutil.copy(people[i][1], d/f'p{i}.jpg')
+    (d/'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n')
+    args = ['apply', str(mask_file), str(d), '-q', '--chunk', '2', '--format', 'png']   # PNG: no JPEG amplification
+    assert main(args + ['-o', str(tmp_path/'a')]) == EXIT_SKIPPED
+    one = capsys.readouterr()
+    assert main(args + ['-o', str(tmp_path/'b'), '--workers', '2', '--memory-limit', '2GB']) == EXIT_SKIPPED
+    two = capsys.readouterr()
+    names = sorted(p.name for p in (tmp_path/'a').iterdir())
+    assert names == [f'p{i}.png' for i in range(4)]
+    assert names == sorted(p.name for p in (tmp_path/'b').iterdir())
+    # the same photos, cloaked the same way: worker processes run torch with other thread counts, so the
+    # detector's landmarks may differ in the last float bits; the outputs agree within one grey level
+    for n in names:
+        a = np.asarray(Image.open(tmp_path/'a'/n)).astype(int); b = np.asarray(Image.open(tmp_path/'b'/n)).astype(int)
+        assert a.shape == b.shape and np.abs(a - b).max() <= 2 and np.abs(a - b).mean() < 0.05, n
+    assert '4 protected, 1 skipped' in one.out and '4 protected, 1 skipped' in two.out
+    assert 'broken.png' in two.err
+    assert main(args + ['-o', str(tmp_path/'c'), '--workers', '-1']) == EXIT_USAGE
