@@ -291,3 +291,18 @@ def test_apply_with_workers_matches_in_process(mask_file, tmp_path, capsys):
     assert '4 protected, 1 skipped' in one.out and '4 protected, 1 skipped' in two.out
     assert 'broken.png' in two.err
     assert main(args + ['-o', str(tmp_path/'c'), '--workers', '-1']) == EXIT_USAGE
+
+
+def test_demo_prints_the_protection_table(capsys):
+    "The README's main job, on a small gallery: learns from one photo and reports every model."
+    from facecloak.models import TARGETS
+    assert main(['demo', '--probes', '2', '--distractors', '40']) == EXIT_OK
+    out = capsys.readouterr().out
+    assert 'ONE photo' in out and 'face SSIM' in out
+    rows = [l for l in out.splitlines() if l.split(' ')[0] in TARGETS]
+    assert len(rows) == sum(assets.available(t) for t in TARGETS) >= 3
+    assert {'white', 'black'} <= {r.split()[1] for r in rows}
+    # unprotected photos are recognised (protection 0.00 before) on every model
+    assert all(r.split()[5] == '0.00' for r in rows), rows
+    # and the cloak lowers the similarity to the person's gallery photo on the models it was learned with
+    assert all(float(r.split()[4]) < float(r.split()[2]) for r in rows if r.split()[1] == 'white'), rows
