@@ -16,9 +16,9 @@ IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif',
 
 # %% auto 0
 __all__ = ['EXIT_OK', 'EXIT_SKIPPED', 'EXIT_USAGE', 'EXIT_NOTHING', 'IMAGE_EXTS', 'FORMATS', 'CHUNK', 'CHUNK_PIXELS',
-           'NATIVE_MODES', 'iter_inputs', 'safe_name', 'out_format', 'output_path', 'clean_exif', 'save_photo',
-           'Report', 'cmd_learn', 'chunks', 'protect_image', 'protect_chunk', 'cmd_apply', 'check_photo', 'cmd_check',
-           'cmd_demo', 'parser', 'main']
+           'iter_inputs', 'safe_name', 'out_format', 'output_path', 'clean_exif', 'save_photo', 'Report', 'cmd_learn',
+           'chunks', 'protect_image', 'protect_chunk', 'cmd_apply', 'check_photo', 'cmd_check', 'cmd_demo', 'parser',
+           'main']
 
 # %% ../nbs/08_cli.ipynb
 def iter_inputs(paths) -> list[tuple[Path, Path, str | None]]:
@@ -181,54 +181,9 @@ def chunks(items, size: int = CHUNK, max_pixels: int = CHUNK_PIXELS):
     if cur: yield cur
 
 # %% ../nbs/08_cli.ipynb
-NATIVE_MODES = ('RGB', 'RGBA', 'L', 'LA')
-
-def _luma():
-    "Rec. 601 luminance weights, as `Mask.apply` uses for greyscale photos."
-    import torch
-    return torch.tensor([0.299, 0.587, 0.114])
-
-def _deep_scale(a: np.ndarray, mode: str) -> float:
-    "Size of one 8-bit grey level in the units of a high-depth array (same reading as `load_photo`)."
-    if mode == 'F': return 1 / 255 if a.size and np.nanmax(a) <= 1 else 1.0
-    return 257.0 if a.size and a.max() > 255 else 1.0
-
 def protect_image(mask, im: Image.Image, face=None, *, M=None, **kw) -> Image.Image:
-    "`im` (upright, any mode) with `mask` applied on `face` (or `M`): same size and mode; only the face region changes."
-    if im.mode in NATIVE_MODES: return mask.apply(im, face=face, M=M, **kw)
-    import warnings
-    H, W = im.height, im.width
-    deep = im.mode == 'F' or im.mode.startswith('I')
-    alpha = im.mode == 'P' and 'transparency' in im.info
-    view = Image.new('L', im.size) if deep else im.convert('RGBA' if alpha else 'RGB')
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        out, info = mask.apply(view, face=face, M=M, return_info=True, **kw)
-    region = mask.region(info['M'], (H, W))
-    if deep:                                   # add the luminance cloak at the photo's own bit depth
-        d, (y0, y1, x0, x1) = mask.photo_delta(info['M'], (H, W))
-        a = np.array(im)
-        if d.numel():
-            d = (d @ _luma()).numpy() * _deep_scale(a, im.mode)
-            box = a[y0:y1, x0:x1].astype(np.float64) + d
-            if a.dtype.kind != 'f':
-                hi = 65535 if im.mode.startswith('I;16') or a.max() <= 65535 else np.iinfo(a.dtype).max
-                box = np.clip(np.rint(box), 0, hi)
-            keep = ~region[y0:y1, x0:x1]
-            box[keep] = a[y0:y1, x0:x1][keep]
-            a[y0:y1, x0:x1] = box.astype(a.dtype)
-        res = Image.fromarray(a)
-        if res.mode != im.mode: res = res.convert(im.mode)
-    else:
-        if im.mode == 'P':
-            new = out.convert('RGB').quantize(palette=im, dither=Image.Dither.NONE)
-            t = im.info.get('transparency')
-            if isinstance(t, int): region &= np.asarray(im) != t          # transparent pixels stay so
-        else: new = out if out.mode == im.mode else out.convert(im.mode)
-        res = im.copy()
-        res.paste(new, mask=Image.fromarray(region.astype(np.uint8) * 255))
-    res.info.update({k: v for k, v in im.info.items() if k in ('icc_profile', 'dpi', 'transparency')})
-    return res
+    "`im` (upright, any mode) with `mask` applied on `face` (or `M`): same size and mode; only the face region changes (see `Mask.apply`)."
+    return mask.apply(im, face=face, M=M, **kw)
 
 # %% ../nbs/08_cli.ipynb
 @functools.lru_cache(maxsize=4)

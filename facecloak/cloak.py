@@ -15,10 +15,11 @@ from tqdm.auto import tqdm
 from .align import PhotoError as _PhotoErrorBase
 
 # %% auto 0
-__all__ = ['FORMAT', 'FORMAT_VERSION', 'MIN_FACE', 'DEFAULTS', 'default_device', 'resolve_surrogates', 'model_fingerprint',
-           'embed', 'blur', 'augment_set', 'jpeg_like', 'diversify', 'aligned_images', 'training_set', 'AnchorBank',
-           'pool_people', 'build_anchor_bank', 'bank_similarity', 'anchor_candidates', 'resolve_anchor', 'leakage_map',
-           'feather_window', 'MaskFileError', 'Mask', 'FaceTooSmallError', 'learn_mask', 'random_mask']
+__all__ = ['FORMAT', 'FORMAT_VERSION', 'MIN_FACE', 'NATIVE_MODES', 'DEFAULTS', 'default_device', 'resolve_surrogates',
+           'model_fingerprint', 'embed', 'blur', 'augment_set', 'jpeg_like', 'diversify', 'aligned_images',
+           'training_set', 'AnchorBank', 'pool_people', 'build_anchor_bank', 'bank_similarity', 'anchor_candidates',
+           'resolve_anchor', 'leakage_map', 'feather_window', 'MaskFileError', 'Mask', 'FaceTooSmallError',
+           'learn_mask', 'random_mask']
 
 # %% ../nbs/05_cloak.ipynb
 FORMAT = 'facecloak-mask'
@@ -589,6 +590,48 @@ class FaceTooSmallError(_PhotoErrorBase):
 
 MIN_FACE = 32   # pixels: width of the face's aligned square in the photo below which `apply` refuses
 
+NATIVE_MODES = ('RGB', 'RGBA', 'L', 'LA')
+
+def _deep_scale(a: np.ndarray, mode: str) -> float:
+    "Size of one 8-bit grey level in the units of a high-depth array (same reading as `load_photo`)."
+    if mode == 'F': return 1 / 255 if a.size and np.nanmax(a) <= 1 else 1.0
+    return 257.0 if a.size and a.max() > 255 else 1.0
+
+def _apply_other_mode(mask, im: Image.Image, face=None, *, M=None, **kw) -> Image.Image:
+    "Palette, CMYK, 16/32-bit and float photos: the cloak computed on an RGB view, written back in the photo's own mode."
+    H, W = im.height, im.width
+    deep = im.mode == 'F' or im.mode.startswith('I')
+    alpha = im.mode == 'P' and 'transparency' in im.info
+    view = Image.new('L', im.size) if deep else im.convert('RGBA' if alpha else 'RGB')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        out, info = mask.apply(view, face=face, M=M, return_info=True, **kw)
+    region = mask.region(info['M'], (H, W))
+    if deep:                                   # add the luminance cloak at the photo's own bit depth
+        d, (y0, y1, x0, x1) = mask.photo_delta(info['M'], (H, W))
+        a = np.array(im)
+        if d.numel():
+            d = (d @ torch.tensor([0.299, 0.587, 0.114])).numpy() * _deep_scale(a, im.mode)
+            box = a[y0:y1, x0:x1].astype(np.float64) + d
+            if a.dtype.kind != 'f':
+                hi = 65535 if im.mode.startswith('I;16') or a.max() <= 65535 else np.iinfo(a.dtype).max
+                box = np.clip(np.rint(box), 0, hi)
+            keep = ~region[y0:y1, x0:x1]
+            box[keep] = a[y0:y1, x0:x1][keep]
+            a[y0:y1, x0:x1] = box.astype(a.dtype)
+        res = Image.fromarray(a)
+        if res.mode != im.mode: res = res.convert(im.mode)
+    else:
+        if im.mode == 'P':
+            new = out.convert('RGB').quantize(palette=im, dither=Image.Dither.NONE)
+            t = im.info.get('transparency')
+            if isinstance(t, int): region &= np.asarray(im) != t          # transparent pixels stay so
+        else: new = out if out.mode == im.mode else out.convert(im.mode)
+        res = im.copy()
+        res.paste(new, mask=Image.fromarray(region.astype(np.uint8) * 255))
+    res.info.update({k: v for k, v in im.info.items() if k in ('icc_profile', 'dpi', 'transparency')})
+    return res
+
 def _mask_apply(self: Mask, photo, *, face=None, M=None, select='reference', model=None, detector='mtcnn',
                 on_no_face: str = 'raise', return_info: bool = False, min_face: int = MIN_FACE):
     """The photo with the mask on the user's face: same size and mode; 8-bit; only the face region changes.
@@ -597,6 +640,16 @@ def _mask_apply(self: Mask, photo, *, face=None, M=None, select='reference', mod
     'ignore' (return a copy)."""
     im = _open_photo(photo)
     mode = im.mode
+    if mode not in NATIVE_MODES:
+        if face is None and M is None:       # find the face on a faithful 8-bit RGB view (16-bit read properly)
+            view = _align().load_photo(im)
+            faces = _align().detect(view, detector=detector)
+            if not faces:
+                if on_no_face == 'ignore': return (im.copy(), None) if return_info else im.copy()
+                raise _align().NoFaceError(f"no face found in the photo ({im.size[0]}x{im.size[1]})")
+            face = _select_face(self, view, faces, select, model, detector)
+        out = _apply_other_mode(self, im, face, M=M, min_face=min_face)
+        return (out, None) if return_info else out
     rgb = im if mode == 'RGB' else im.convert('RGB')
     if M is not None:
         M = np.asarray(M, np.float64)
@@ -625,9 +678,6 @@ def _mask_apply(self: Mask, photo, *, face=None, M=None, select='reference', mod
         box = arr[y0:y1, x0:x1, :c].astype(np.float32)
         arr[y0:y1, x0:x1, :c] = np.clip(np.rint(box + d.numpy()), 0, 255).astype(np.uint8)
     out = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr, mode=None)
-    if mode not in ('RGB', 'RGBA', 'L', 'LA'):
-        warnings.warn(f"photo mode {mode} is returned converted from RGB; the per-pixel bound holds for the RGB result only")
-        out = out.convert(mode)
     out.info.update({k: v for k, v in im.info.items() if k in ('icc_profile', 'dpi')})
     return (out, dict(M=M, box=(y0, y1, x0, x1), landmarks=lm)) if return_info else out
 Mask.apply = _mask_apply

@@ -198,9 +198,8 @@ def _region(mask, lm, size_hw):
        seed=st.integers(0, 2**16))
 def test_apply_property_size_mode_region_and_bound(face_photo, sign_mask, w, h, scale, fx, fy, mode, seed):
     from facecloak.align import Face
-    from facecloak.cli import protect_image
     im, lm = _scene(*face_photo, w, h, scale, fx, fy, mode, seed)
-    out = protect_image(sign_mask, im, Face.from_landmarks(lm))        # the CLI's code path, face known
+    out = sign_mask.apply(im, face=Face.from_landmarks(lm))        # the library's promise (the CLI calls this), face known
     assert out.size == im.size and out.mode == im.mode
     region = _region(sign_mask, lm, (h, w))
     assert region.any() and not region.all()
