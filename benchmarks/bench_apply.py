@@ -27,7 +27,7 @@ def make_photos(n, d):
     return len(src)
 
 
-def run(mask, indir, outdir, workers, chunk):
+def run(mask, indir, outdir, workers, chunk, extra=()):
     "Run the command; sample this process's RSS every 50 ms against the number of outputs written so far."
     from facecloak.cli import main
     n = len(list(indir.iterdir())); samples = []; stop = threading.Event()
@@ -37,13 +37,16 @@ def run(mask, indir, outdir, workers, chunk):
             samples.append((done, _rss_mb())); time.sleep(0.05)
     t = threading.Thread(target=watch, daemon=True); t.start()
     t0 = time.perf_counter()
-    code = main(['apply', str(mask), str(indir), '-o', str(outdir), '-q', '--chunk', str(chunk)]
-                + (['--workers', str(workers)] if workers else []))
+    import contextlib, io
+    with contextlib.redirect_stdout(io.StringIO()) as said:      # keep this script's stdout pure JSON
+        code = main(['apply', str(mask), str(indir), '-o', str(outdir), '-q', '--chunk', str(chunk)]
+                    + (['--workers', str(workers)] if workers else []) + list(extra))
     dt = time.perf_counter() - t0
     stop.set(); t.join()
     at = lambda frac: max((r for k, r in samples if k <= max(1, frac * n)), default=None)
-    return dict(workers=workers, exit_code=code, photos=n, seconds=round(dt, 2), photos_per_s=round(n / dt, 3),
+    return dict(workers=workers, exit_code=code, summary=said.getvalue().strip().splitlines()[-1:], photos=n, seconds=round(dt, 2), photos_per_s=round(n / dt, 3),
                 rss_mb_at_10pct=round(at(0.10), 1) if at(0.10) else None, rss_mb_at_100pct=round(at(1.0), 1),
+                rss_mb_by_progress={f'{q:.0%}': round(at(q), 1) for q in (0.1, 0.25, 0.5, 0.75, 1.0) if at(q)},
                 note='RSS of the main process' + (' (the work runs in worker processes)' if workers else ''))
 
 
@@ -54,6 +57,8 @@ def main(argv=None):
     ap.add_argument('--workers', default='0', help='comma-separated worker counts to run, 0 = in process (e.g. 0,2)')
     ap.add_argument('--chunk', type=int, default=16)
     ap.add_argument('--keep', action='store_true', help='keep the temporary folder')
+    ap.add_argument('--detector', default='mtcnn', help='detector the command uses (mtcnn, retinaface, scrfd)')
+    ap.add_argument('--detect-side', type=int, default=1024, help='long side photos are detected at')
     args = ap.parse_args(argv)
     import torch
     torch.set_num_threads(args.threads)
@@ -64,12 +69,13 @@ def main(argv=None):
         indir = tmp / 'in'; indir.mkdir()
         n_src = make_photos(args.n, indir)
         mask = tmp / 'me.mask'; random_mask(epsilon=8 / 255, kind='sign').save(mask)
-        t0 = time.perf_counter(); get_detector('mtcnn'); warm = time.perf_counter() - t0     # load once, not timed below
+        t0 = time.perf_counter(); get_detector(args.detector); warm = time.perf_counter() - t0     # load once, not timed below
         res = dict(benchmark='facecloak apply', size='1024x1024 JPEG', n=args.n, distinct_sources=n_src,
-                   chunk=args.chunk, torch_threads=args.threads, cpus=os.cpu_count(), torch=torch.__version__,
+                   chunk=args.chunk, detector=args.detector, detect_side=args.detect_side, torch_threads=args.threads, cpus=os.cpu_count(), torch=torch.__version__,
                    cpu=platform.processor() or platform.machine(), detector_load_s=round(warm, 2), runs=[])
         for w in [int(x) for x in args.workers.split(',')]:
-            res['runs'].append(run(mask, indir, tmp / f'out{w}', w, args.chunk))
+            res['runs'].append(run(mask, indir, tmp / f'out{w}', w, args.chunk,
+                                   ['--detector', args.detector, '--detect-side', str(args.detect_side)]))
         res['peak_rss_mb_main_process'] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         res['peak_rss_mb_children'] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
         res['goal'] = '>= 5 photos/s on 2 CPU cores, detection included'
