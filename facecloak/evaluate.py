@@ -57,10 +57,10 @@ def attacker_align(paths, detector: str = 'mtcnn', cache: bool = True):
 
 @torch.no_grad()
 def embed(model, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    "Embeddings of aligned crops `x` with `model`, batched, on the model's device, returned on CPU."
-    dev = next(iter(model.parameters()), torch.empty(0)).device
-    out = [model(x[i:i + batch_size].to(dev)).float().cpu() for i in range(0, len(x), batch_size)]
-    return torch.cat(out) if out else torch.empty(0, 0)
+    "Embeddings of aligned crops `x` with `model` (batched on the model's device, as `facecloak.cloak.embed`), on CPU."
+    if not len(x): return torch.empty(0, 0)
+    from facecloak.cloak import embed as _embed
+    return _embed([model], x, batch_size)[0].cpu()
 
 # %% ../nbs/06_evaluate.ipynb
 class Gallery:
