@@ -309,45 +309,59 @@ def cmd_apply(a) -> int:
     return rep.code
 
 # %% ../nbs/08_cli.ipynb
-def check_photo(mask, photo, models: dict, quality: int = 90) -> dict:
-    "{model: (similarity before, after, threshold, protected?)} for one photo."
+def check_photo(mask, photo, models: dict, *, original=None, simulate: bool = False, quality: int = 90) -> dict:
+    "{model: (similarity before or None, after, threshold, protected?)} for one photo (see above)."
     from facecloak.align import load_photo, align
     from facecloak.models import LFW_THRESHOLDS
     import torch
-    clean = load_photo(photo)
-    prot = mask.apply(clean)
-    b = io.BytesIO(); prot.save(b, 'JPEG', quality=quality); prot = load_photo(b.getvalue())
+    given = load_photo(photo)
+    if simulate:
+        b = io.BytesIO(); mask.apply(given).save(b, 'JPEG', quality=quality)
+        before_im, after_im = given, load_photo(b.getvalue())
+    else: before_im, after_im = (load_photo(original) if original is not None else None), given
     out = {}
     for name, m in models.items():
         ref = mask.reference_for(name, m)
         sel = lambda al: int(torch.stack([(m(x.image) @ ref.to(x.image.device)).squeeze() for x in al]).argmax())
         with torch.no_grad():
-            before = float(m(align(clean, select=sel).image) @ ref)
-            after = float(m(align(prot, select=sel).image) @ ref)
+            before = float(m(align(before_im, select=sel).image) @ ref) if before_im is not None else None
+            after = float(m(align(after_im, select=sel).image) @ ref)
         t = LFW_THRESHOLDS.get(name, {}).get('far1e-3', float('nan'))
         out[name] = (before, after, t, after < t)
     return out
 
+def _original_for(f: Path, originals) -> Path | None:
+    "The clean photo in `originals` with the same stem as `f` (any image extension), if there is one."
+    if not originals: return None
+    for c in sorted(Path(originals).rglob(Path(f).stem + '.*')):
+        if c.suffix.lower() in IMAGE_EXTS: return c
+    return None
+
 def cmd_check(a) -> int:
-    "facecloak check me.mask PHOTO_OR_DIR"
+    "facecloak check me.mask PHOTO_OR_DIR [--originals DIR | --simulate]"
     from facecloak.models import load_model, TARGETS
     from facecloak import assets
+    if a.originals and a.simulate: return _err('--originals and --simulate exclude each other')
+    if a.originals and not Path(a.originals).is_dir(): return _err(f'--originals {a.originals} is not a folder')
     try: mask = _load_mask(a.mask)
     except Exception as e: return _err(f'{a.mask}: {e}')
     items = iter_inputs(a.inputs)
     if not items: return _err('no image found in the inputs', EXIT_NOTHING)
     models = {t: load_model(t) for t in TARGETS if assets.available(t)}
     rep, failed = Report(), 0
-    print(f'{"photo":40s} {"model":22s} {"before":>7s} {"after":>7s} {"thresh":>7s}  result')
+    print(f'{"photo":40s} {"model":22s} {"before":>7s} {"after":>7s} {"thresh":>7s}  result'
+          + ('   (after = cloaked in memory, JPEG q=90)' if a.simulate else ''))
     for f, _, err in items:
         if err: rep.skip(f, err); continue
-        try: res = check_photo(mask, f, models)
+        try: res = check_photo(mask, f, models, original=_original_for(f, a.originals), simulate=a.simulate)
         except Exception as e: rep.skip(f, _why(e)); continue
         rep.done.append(str(f))
         for name, (b, af, t, ok) in res.items():
             failed += not ok
-            print(f'{str(f)[-40:]:40s} {name:22s} {b:7.3f} {af:7.3f} {t:7.3f}  {"protected" if ok else "RECOGNISED"}')
-    print(rep.summary('checked') + (f'; {failed} photo-model pairs still recognised' if failed else '; all protected'))
+            bs = f'{b:7.3f}' if b is not None else f'{"-":>7s}'
+            print(f'{str(f)[-40:]:40s} {name:22s} {bs} {af:7.3f} {t:7.3f}  {"protected" if ok else "RECOGNISED"}')
+    n = len(rep.done) * len(models)
+    print(rep.summary('checked') + (f'; {failed} of {n} photo-model pairs still recognised' if failed else '; all protected'))
     return rep.code
 
 # %% ../nbs/08_cli.ipynb
@@ -419,7 +433,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument('-q', '--quiet', action='store_true')
     ap.set_defaults(func=cmd_apply)
     c = sub.add_parser('check', help='how well photos are protected against every available model')
-    c.add_argument('mask'); c.add_argument('inputs', nargs='+')
+    c.add_argument('mask'); c.add_argument('inputs', nargs='+', help='cloaked photos or folders (clean ones with --simulate)')
+    c.add_argument('--originals', help='folder of the clean photos (same file names): adds the similarity before')
+    c.add_argument('--simulate', action='store_true', help='the inputs are clean photos: cloak them in memory and compare')
     c.set_defaults(func=cmd_check)
     d = sub.add_parser('demo', help='learn from one photo of an LFW person and report protection on their other photos')
     d.add_argument('--people', type=int, default=1); d.add_argument('--probes', type=int, default=6)

@@ -305,3 +305,30 @@ def test_demo_prints_the_protection_table(capsys):
     assert all(r.split()[5] == '0.00' for r in rows), rows
     # and the cloak lowers the similarity to the person's gallery photo on the models it was learned with
     assert all(float(r.split()[4]) < float(r.split()[2]) for r in rows if r.split()[1] == 'white'), rows
+
+
+def test_check_reads_cloaked_photos_as_given(tmp_path, capsys):
+    "check on cloaked photos measures them as they are; --simulate cloaks clean ones; --originals adds 'before'."
+    from facecloak.cloak import learn_mask
+    people = assets.lfw_people(min_photos=10)
+    name = sorted(people)[0]; ims = people[name]
+    m = tmp_path/'me.mask'
+    learn_mask(ims[0], steps=10, progress=False).save(m)
+    clean = tmp_path/'clean'; clean.mkdir(); shutil.copy(ims[1], clean/'a.jpg')
+    out = tmp_path/'out'
+    assert main(['apply', str(m), str(clean), '-o', str(out), '-q']) == EXIT_OK
+    capsys.readouterr()
+    main(['check', str(m), str(out), '--originals', str(clean)])
+    rows = [l.split() for l in capsys.readouterr().out.splitlines() if l.split() and l.split()[0].endswith('a.jpg')]
+    assert rows and all(r[2] != '-' for r in rows)               # before from the original
+    main(['check', str(m), str(out)])
+    plain = [l.split() for l in capsys.readouterr().out.splitlines() if l.split() and l.split()[0].endswith('a.jpg')]
+    assert plain and all(r[2] == '-' for r in plain)              # no before without originals
+    # the 'after' of cloaked photos as given equals 'after' of --simulate on their clean source (same photo, same mask)
+    main(['check', str(m), str(clean), '--simulate'])
+    sim = [l.split() for l in capsys.readouterr().out.splitlines() if l.split() and l.split()[0].endswith('a.jpg')]
+    a1 = {r[1]: float(r[3]) for r in plain}; a2 = {r[1]: float(r[3]) for r in sim}
+    assert a1.keys() == a2.keys() and all(abs(a1[k] - a2[k]) < 0.05 for k in a1), (a1, a2)
+    # before (clean) is higher than after (cloaked) on average
+    assert np.mean([float(r[2]) for r in sim]) > np.mean([float(r[3]) for r in sim])
+    assert main(['check', str(m), str(out), '--simulate', '--originals', str(clean)]) == EXIT_USAGE
