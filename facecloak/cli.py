@@ -154,7 +154,9 @@ def cmd_learn(a) -> int:
     if a.surrogates: kw['surrogates'] = a.surrogates.split(',')
     if a.device: kw['device'] = a.device
     try: mask = learn_mask(a.photo, **kw)
-    except Exception as e: return _err(f'{a.photo}: {_why(e)}', EXIT_SKIPPED)
+    except Exception as e:
+        why = _why(e)
+        return _err(why if str(a.photo) in why else f'{a.photo}: {why}', EXIT_SKIPPED)
     mask.save(out)
     print(f'wrote {out} (epsilon {a.epsilon}/255, surrogates {", ".join(mask.surrogates)})')
     return EXIT_OK

@@ -203,7 +203,7 @@ def training_set(photo=None, *, images=None, synth=None, n: int = 8, seed: int =
             out = importlib.import_module('facecloak.synth').generate(src, **kw)
             return out.images.float().cpu(), f"synth:{kw.get('backend', 'offline')}"
         except Exception as e:
-            if synth: raise
+            if synth or isinstance(e, _PhotoErrorBase): raise      # a bad photo is the caller's to hear about
             warnings.warn(f"stage 1 (facecloak.synth) failed ({e!r}); using simple augmentations")
     elif synth: raise ImportError("synth= was requested but facecloak.synth is not available")
     x = aligned_images(photo, size, template, detector)[:1]

@@ -332,3 +332,16 @@ def test_check_reads_cloaked_photos_as_given(tmp_path, capsys):
     # before (clean) is higher than after (cloaked) on average
     assert np.mean([float(r[2]) for r in sim]) > np.mean([float(r[3]) for r in sim])
     assert main(['check', str(m), str(out), '--simulate', '--originals', str(clean)]) == EXIT_USAGE
+
+
+def test_learn_bad_photo_is_reported_not_papered_over(tmp_path, capsys):
+    "A bad photo stops `learn` with its reason; stage 1 does not fall back to augmenting nothing."
+    import warnings
+    bad = tmp_path/'x.jpg'; bad.write_text('hello')
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        code = main(['learn', str(bad), '-o', str(tmp_path/'m.mask')])
+    err = capsys.readouterr().err
+    assert code == EXIT_SKIPPED and 'not an image' in err.lower() and err.count(str(bad)) == 1, err
+    assert not any('stage 1' in str(x.message) for x in w)
+    assert not (tmp_path/'m.mask').exists()
