@@ -459,61 +459,19 @@ def verification_metrics(scores, same, folds=None) -> dict:
 ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                              [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
 
-def _umeyama(src, dst) -> np.ndarray:
-    "(2,3) least-squares similarity transform mapping points `src` onto `dst` (Umeyama 1991)."
-    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-    ms, md = src.mean(0), dst.mean(0)
-    s, d = src - ms, dst - md
-    u, sig, vt = np.linalg.svd(d.T @ s / len(src))
-    e = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])
-    r = u @ e @ vt
-    scale = (sig * np.diag(e)).sum() / s.var(0).sum()
-    return np.hstack([scale * r, (md - scale * r @ ms)[:, None]])
-
 # mean MTCNN landmarks of LFW deep-funneled photos (250x250; 1,524 photos of folds 1-2): the subject's face sits
 # here, so a photo where the detector finds no face is aligned with these (a fixed, centred crop)
 LFW_MEAN_LANDMARKS = np.array([[105.2, 113.0], [147.2, 112.0], [126.7, 137.2], [108.6, 159.0], [145.6, 158.2]], np.float32)
 
 def _warp_landmarks(path, pts, size: int = 112) -> torch.Tensor:
-    "(3,size,size) crop of the photo at `path` warped so that `pts` land on the ArcFace template."
-    import cv2
-    from PIL import Image
-    im = np.asarray(Image.open(path).convert('RGB'))
-    M = _umeyama(pts, ARCFACE_TEMPLATE * size / 112)
-    return torch.from_numpy(cv2.warpAffine(im, M, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)).permute(2, 0, 1).float() / 255
-
-_MTCNN = None
-def _mtcnn_align_paths(paths, size: int = 112, cache: bool = True) -> torch.Tensor:
-    "Fallback aligner: MTCNN five landmarks (central face, cached on disk) + similarity warp to the ArcFace template."
-    global _MTCNN
-    from PIL import Image
-    from facenet_pytorch import MTCNN
-    f = cache_dir()/'lfw'/'mtcnn_landmarks.json'
-    lm = json.loads(f.read_text()) if cache and f.exists() else {}
-    imgs = {str(p): np.asarray(Image.open(p).convert('RGB')) for p in paths}
-    todo = [p for p in imgs if p not in lm]
-    if todo:
-        if _MTCNN is None: _MTCNN = MTCNN(keep_all=True, device='cpu')
-        for p in todo:
-            boxes, probs, pts = _MTCNN.detect(Image.fromarray(imgs[p]), landmarks=True)
-            if boxes is None: lm[p] = None; continue
-            c = np.array(imgs[p].shape[1::-1]) / 2   # the face nearest the photo centre (LFW's subject)
-            pts = np.asarray([np.asarray(q, np.float64) for q in pts])
-            i = int(np.argmin(np.linalg.norm(pts.mean(1) - c, axis=1)))
-            lm[p] = pts[i].tolist()
-        if cache:
-            f.parent.mkdir(parents=True, exist_ok=True)
-            tmp = f.with_suffix('.tmp'); tmp.write_text(json.dumps(lm)); os.replace(tmp, f)
-    return torch.stack([_warp_landmarks(p, LFW_MEAN_LANDMARKS if lm[str(p)] is None else lm[str(p)], size) for p in paths])
+    "(3,size,size) crop of the photo at `path` warped so that `pts` land on the ArcFace template (`facecloak.align`)."
+    from facecloak.align import load_photo, align_face, Face
+    return align_face(load_photo(path), Face.from_landmarks(np.asarray(pts, np.float32)), size=(size, size), device='cpu').image[0]
 
 def _align_fn():
-    "facecloak.align.align_paths when that module provides it, else the fallback MTCNN aligner here."
-    try:
-        from facecloak.align import align_paths
-        return align_paths
-    except ImportError:
-        warnings.warn("facecloak.align.align_paths is not available: using the minimal MTCNN aligner of facecloak.models")
-        return _mtcnn_align_paths
+    "The aligner LFW is scored with: `facecloak.align.align_paths` (MTCNN landmarks, cached; the central face)."
+    from facecloak.align import align_paths
+    return align_paths
 
 def _emb_cache_file(model: FaceModel, align) -> Path | None:
     tag = hashlib.sha256(f"{align.__module__}.{align.__qualname__}".encode()).hexdigest()[:8]

@@ -31,3 +31,17 @@ def test_bad_input():
     with pytest.raises(ValueError, match='N,3,H,W'): m(torch.rand(1, 4, 112, 112))
     with pytest.raises(ValueError, match=r'\[0,1\]'): m(torch.rand(1, 3, 112, 112) * 255)
     with pytest.raises(ValueError, match='unknown model'): M.load_model('nope')
+
+
+def test_lfw_alignment_falls_back_to_mean_landmarks(tmp_path):
+    "A photo where no face is found is scored at the mean LFW landmarks, as the LFW protocol needs."
+    from PIL import Image
+    from facecloak import assets, models
+    from facecloak.align import align_paths
+    if not assets.available('lfw'): pytest.skip('LFW not found')
+    good = next(iter(assets.lfw_people(min_photos=10).values()))[0]
+    blank = tmp_path/'blank.jpg'; Image.new('RGB', (250, 250), (128, 128, 128)).save(blank)
+    x = models._align_chunk(align_paths, [good, blank])
+    assert x.shape == (2, 3, 112, 112)
+    assert torch.allclose(x[1], models._warp_landmarks(blank, models.LFW_MEAN_LANDMARKS))
+    assert torch.allclose(x[0], align_paths([good], progress=False).cpu()[0])
