@@ -339,6 +339,16 @@ def bank_similarity(reference: dict, bank: AnchorBank) -> torch.Tensor:
 def _reference(mods, names, x) -> dict:
     return {n: F.normalize(e.mean(0, keepdim=True), dim=-1).cpu() for n, e in zip(names, embed(mods, x))}
 
+def _resolve_reference(reference, x_set, names, mods, size=(112, 112), template='arcface', detector='mtcnn') -> tuple[dict, str]:
+    "The identity {surrogate: (1,D)} a mask pushes away from, and where it came from ('set', 'images' or 'embedding')."
+    if reference is None: return _reference(mods, names, x_set), 'set'
+    if isinstance(reference, dict):
+        missing = [n for n in names if n not in reference]
+        if missing: raise ValueError(f"reference embeddings miss surrogates {missing}")
+        return {n: F.normalize(torch.as_tensor(reference[n]).float().reshape(1, -1), dim=-1).cpu() for n in names}, 'embedding'
+    x = aligned_images(reference, size, template, detector)
+    return _reference(mods, names, x.to(x_set.device)), 'images'
+
 def anchor_candidates(photo=None, k: int = 8, *, surrogates=None, bank=None, images=None, order='far',
                       exclude=(), device=None, **kw) -> list[dict]:
     "The `k` bank identities farthest from (or, `order='near'`, nearest to) the person, ranked."
@@ -687,7 +697,7 @@ DEFAULTS = dict(steps=60, step_size=None, step_frac=1 / 6, smooth_grad=0.0, batc
                 momentum=1.0, optimizer='mifgsm', lr=0.1, leak_method='saliency', leak_floor=0.5, leak_cap=False, feather=6.0,
                 diversity=dict(shift=2.0, scale=0.04, rotate=3.0, p_blur=0.3, max_blur=0.8, p_jpeg=0.5, quality=(60, 95)))
 
-def learn_mask(photo=None, *, epsilon: float = 8 / 255, anchor=None, surrogates=None, images=None,
+def learn_mask(photo=None, *, epsilon: float = 8 / 255, anchor=None, surrogates=None, images=None, reference=None,
                steps: int | None = None, seed: int = 0, device=None, synth=None, bank=None, exclude=(),
                step_size: float | None = None, step_frac: float | None = None, smooth_grad: float | None = None, batch_size: int | None = None, n_images: int | None = None,
                w_anchor: float | None = None, w_self: float | None = None, w_similar: float | None = None,
@@ -697,7 +707,9 @@ def learn_mask(photo=None, *, epsilon: float = 8 / 255, anchor=None, surrogates=
                detector='mtcnn', keep_reference_image: bool = True, callback=None, progress: bool = True) -> Mask:
     """Learn a personal mask from one `photo` (or a set `images=`), bounded by `epsilon` (L∞, pixel units).
     `anchor`: None (farthest bank identity), a bank name, a photo, or embeddings; `bank`: an `AnchorBank`
-    or pool spec (default LFW); `exclude`: names kept out of the bank. Other keywords default to `DEFAULTS`."""
+    or pool spec (default LFW); `exclude`: names kept out of the bank; `reference`: the identity pushed away
+    from, as photos / aligned images (their mean embedding) or embeddings {surrogate: (D,)}; None: the mean over
+    the training set. Other keywords default to `DEFAULTS`."""
     t0 = time.time()
     o = {k: v for k, v in dict(steps=steps, step_size=step_size, step_frac=step_frac, smooth_grad=smooth_grad, batch_size=batch_size, n_images=n_images, w_anchor=w_anchor,
          w_self=w_self, w_similar=w_similar, momentum=momentum, optimizer=optimizer, lr=lr, leak_method=leak_method,
@@ -715,7 +727,7 @@ def learn_mask(photo=None, *, epsilon: float = 8 / 255, anchor=None, surrogates=
     x_set, source = training_set(photo, images=images, synth=synth, n=o['n_images'], seed=seed, size=size,
                                  template=template, detector=detector)
     x_set = x_set.to(dev)
-    ref = _reference(mods, names, x_set)
+    ref, ref_kind = _resolve_reference(reference, x_set, names, mods, size, template, detector)
     need_bank = anchor is None or (isinstance(anchor, str) and not Path(anchor).exists()) or o['w_similar'] > 0
     if need_bank and not isinstance(bank, AnchorBank):
         bank = build_anchor_bank(mods, bank or 'lfw', exclude=exclude, device=dev, progress=progress,
@@ -776,7 +788,7 @@ def learn_mask(photo=None, *, epsilon: float = 8 / 255, anchor=None, surrogates=
         xm = (x_set + window * delta).clamp(0, 1)
         final = {n: dict(self_clean=float((e0 @ R[k]).mean()), self=float((e @ R[k]).mean()), anchor=float((e @ Aem[k]).mean()))
                  for k, (n, e0, e) in enumerate(zip(names, embed(mods, x_set), embed(mods, xm)))}
-    meta = dict(seed=seed, source=source, n_images=len(x_set), options={k: v for k, v in o.items()},
+    meta = dict(seed=seed, source=source, n_images=len(x_set), reference=ref_kind, options={k: v for k, v in o.items()},
                 step_size=alpha, similar=s_desc, history=hist[:: max(1, len(hist) // 20)] + hist[-1:],
                 final=final, seconds=round(time.time() - t0, 2), device=str(dev), created=time.strftime('%Y-%m-%dT%H:%M:%S'),
                 bank=dict(size=len(bank) if bank is not None else 0))

@@ -1,6 +1,6 @@
 """The evaluation pipeline end to end on a tiny subset, so it cannot rot: the same code as the
 20-person run (benchmarks/bench_evaluate.py), 2 subjects x 2 probes, 2 target models."""
-import importlib.util, json
+import importlib.util, json, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -39,3 +39,12 @@ def test_tiny_evaluation_runs_resumes_and_refuses_mixing(tmp_path, capsys):
     # another config never mixes into the same record
     with pytest.raises(ValueError, match='another config'):
         run_evaluation(EvalConfig(n_subjects=3), out, progress=False)
+
+
+def test_bench_stage1_cli():
+    "The stage-1 benchmark parses its arguments and documents its set specs (its runs need LFW and minutes)."
+    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'bench_stage1.py'), '--help'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert 'protect' in r.stdout and 'drift' in r.stdout and 'reference' in r.stdout
+    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'bench_stage1.py'), 'nonsense'], capture_output=True, text=True)
+    assert r.returncode == 2 and 'invalid choice' in r.stderr
