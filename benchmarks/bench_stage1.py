@@ -16,7 +16,7 @@ spec too (e.g. "real4", "photo") and is passed to `learn_mask(reference=...)`.
 Protocol: `facecloak.evaluate` (JPEG q=90 probes, faces detected again, gallery of the subjects' gallery photos
 plus `--distractors` LFW distractors, ε = 8/255, surrogates `SURROGATES`, black-box = the other targets).
 `--seed 0` draws `--people` of the 20 evaluation subjects of `06_evaluate` (the development set);
-`--seed K > 0` draws people with >= 10 photos that are NOT among those 20 (a held-out set).
+`--seed K > 0` takes the first `--people` of `subjects(60, seed=K)` that are NOT among those 20 (a held-out set).
 One JSON line per (set, person) is appended to `--out` (resumable); a summary is printed as JSON.
 """
 import argparse, ast, json, os, sys, time, hashlib
@@ -31,7 +31,7 @@ def people(n, seed):
     subs = E.subjects(20, max_probes=8, seed=0)
     if seed == 0: return subs, [subs[i] for i in np.random.default_rng(1).permutation(20)[:n]]
     dev = {s.name for s in subs}
-    held = [s for s in E.subjects(200, max_probes=8, seed=seed) if s.name not in dev][:n]
+    held = [s for s in E.subjects(60, max_probes=8, seed=seed) if s.name not in dev][:n]
     return held, held
 
 
