@@ -9,7 +9,8 @@ person's *other* photos, and how far each synthetic operation moves an image awa
 
 Sets are '+'-joined parts after the aligned photo, which always comes first: `augN` (N 2D augmentations,
 `facecloak.cloak.augment_set`), `synN[@strength[@max_yaw[@p_occlude]]]` (N offline synthetic images,
-`facecloak.synth.generate`), `realN` (N more real photos of the person), or one operation alone, N times:
+`facecloak.synth.generate`), `realN` (N more real photos of the person), `selN` (the N of 3N offline images closest to the photo
+on the surrogates: the least drift), or one operation alone, N times:
 `trN` (transfer-bank variation), `poN` (3D pose), `rlN` (relight), `exN` (expression). `reference=` takes a set
 spec too (e.g. "real4", "photo") and is passed to `learn_mask(reference=...)`.
 
@@ -49,6 +50,16 @@ def one_op(fc, kind, n, strength, bank):
     return torch.cat(out)
 
 
+@torch.no_grad()
+def most_like_photo(photo, n, k=3):
+    "The `n` of `k*n` offline synthetic images whose surrogate embeddings are closest to the photo's (least identity drift)."
+    from facecloak.cloak import resolve_surrogates
+    g = S.generate(photo, n * k, seed=0, device='cpu').images
+    _, mods = resolve_surrogates(None, 'cpu')
+    score = torch.stack([F.normalize(m(g), dim=-1) @ F.normalize(m(g[:1]), dim=-1)[0] for m in mods]).mean(0)
+    return g[score[1:].argsort(descending=True)[:n] + 1]
+
+
 class Sets:
     "Training sets of one person, built from a spec and cached on disk."
     def __init__(self, cache): self.cache = Path(cache); self.cache.mkdir(parents=True, exist_ok=True)
@@ -66,6 +77,8 @@ class Sets:
                 n, *rest = p[3:].split('@')
                 kw = {k: float(v) for k, v in zip(('strength', 'max_yaw', 'p_occlude'), rest) if v}
                 parts.append(self._cached(f'{s.name}|{p}', lambda: S.generate(s.learn, int(n), seed=0, device='cpu', **kw).images[1:]))
+            elif p.startswith('sel'):
+                parts.append(self._cached(f'{s.name}|{p}', lambda: most_like_photo(s.learn, int(p[3:]))))
             elif p.startswith('real'): parts.append(self._cached(f'{s.name}|real', lambda: aligned_images(list(s.extra)))[:int(p[4:])])
             elif p[:2] in ('tr', 'po', 'rl', 'ex'):
                 n, _, st = p[2:].partition('@')
