@@ -20,7 +20,7 @@ plus `--distractors` LFW distractors, ε = 8/255, surrogates `SURROGATES`, black
 `--seed K > 0` takes the first `--people` of `subjects(60, seed=K)` that are NOT among those 20 (a held-out set).
 One JSON line per (set, person) is appended to `--out` (resumable); a summary is printed as JSON.
 """
-import argparse, ast, json, os, sys, time, hashlib
+import argparse, ast, json, sys, time, hashlib
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from facecloak import evaluate as E, synth as S
@@ -172,7 +172,6 @@ def main(argv=None):
     if a.cache is None:
         from facecloak.assets import cache_dir
         a.cache = str(cache_dir() / 'stage1')
-    torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', torch.get_num_threads())))
     (protect if a.mode == 'protect' else drift)(a)
 
 

@@ -339,13 +339,17 @@ def bank_similarity(reference: dict, bank: AnchorBank) -> torch.Tensor:
 def _reference(mods, names, x) -> dict:
     return {n: F.normalize(e.mean(0, keepdim=True), dim=-1).cpu() for n, e in zip(names, embed(mods, x))}
 
+def _embedding_dict(d: dict, names, what: str) -> dict:
+    "{surrogate: (1,D)} unit embeddings from a user's dict `d`, checked to cover every surrogate in `names`."
+    missing = [n for n in names if n not in d]
+    if missing: raise ValueError(f"{what} embeddings miss surrogates {missing}")
+    return {n: F.normalize(torch.as_tensor(d[n]).float().reshape(1, -1), dim=-1).cpu() for n in names}
+
 def _resolve_reference(reference, x_set, names, mods, size=(112, 112), template='arcface', detector='mtcnn') -> tuple[dict, str]:
     "The identity {surrogate: (1,D)} a mask pushes away from, and where it came from ('set', 'images' or 'embedding')."
     if reference is None: return _reference(mods, names, x_set), 'set'
     if isinstance(reference, dict):
-        missing = [n for n in names if n not in reference]
-        if missing: raise ValueError(f"reference embeddings miss surrogates {missing}")
-        return {n: F.normalize(torch.as_tensor(reference[n]).float().reshape(1, -1), dim=-1).cpu() for n in names}, 'embedding'
+        return _embedding_dict(reference, names, 'reference'), 'embedding'
     x = aligned_images(reference, size, template, detector)
     return _reference(mods, names, x.to(x_set.device)), 'images'
 
@@ -373,9 +377,7 @@ def resolve_anchor(anchor, reference: dict, names, mods, bank: AnchorBank | None
         return ({n: bank.embeddings[n][i:i + 1].clone() for n in names},
                 dict(kind='bank', name=bank.names[i], similarity=float(sim[i]), auto=anchor is None))
     if isinstance(anchor, dict):
-        missing = [n for n in names if n not in anchor]
-        if missing: raise ValueError(f"anchor embeddings miss surrogates {missing}")
-        return {n: F.normalize(torch.as_tensor(anchor[n]).float().reshape(1, -1), dim=-1) for n in names}, dict(kind='embedding')
+        return _embedding_dict(anchor, names, 'anchor'), dict(kind='embedding')
     if torch.is_tensor(anchor) and anchor.ndim <= 2 and not _is_aligned(anchor, size):
         if len(names) != 1: raise ValueError(f"a tensor anchor embedding is ambiguous with {len(names)} surrogates: pass a dict {{surrogate name: embedding}}")
         return {names[0]: F.normalize(anchor.float().reshape(1, -1), dim=-1).cpu()}, dict(kind='embedding')
