@@ -11,13 +11,17 @@ Sets are '+'-joined parts after the aligned photo, which always comes first: `au
 `facecloak.cloak.augment_set`), `synN[@strength[@max_yaw[@p_occlude]]]` (N offline synthetic images,
 `facecloak.synth.generate`), `realN` (N more real photos of the person), `selN` (the N of 3N offline images closest to the photo
 on the surrogates: the least drift), or one operation alone, N times:
-`trN` (transfer-bank variation), `poN` (3D pose), `rlN` (relight), `exN` (expression). `reference=` takes a set
+`trN` (transfer-bank variation), `poN` (3D pose), `rlN` (relight), `exN` (expression); and oracle transfers
+from the person's own N other photos onto the photo: `ogN` (their pose/expression), `olN` (their light), `oaN` (both);
+and blends `moN@alpha` / `mrN@alpha`: the photo mixed (weight alpha, default 0.3) with one photo each of N LFW
+look-alikes (nearest on the surrogates) / N random LFW people, warped onto its landmarks. `reference=` takes a set
 spec too (e.g. "real4", "photo") and is passed to `learn_mask(reference=...)`.
 
 Protocol: `facecloak.evaluate` (JPEG q=90 probes, faces detected again, gallery of the subjects' gallery photos
 plus `--distractors` LFW distractors, ε = 8/255, surrogates `SURROGATES`, black-box = the other targets).
 `--seed 0` draws `--people` of the 20 evaluation subjects of `06_evaluate` (the development set);
-`--seed K > 0` takes the first `--people` of `subjects(60, seed=K)` that are NOT among those 20 (a held-out set).
+`--seed K > 0` takes the first `--people` of `subjects(60, seed=K)` that are NOT among those 20 (a held-out set;
+seeds overlap, so take more held-out people with `--offset`: `--seed 1 --offset 12` is the next 12).
 One JSON line per (set, person) is appended to `--out` (resumable); a summary is printed as JSON.
 """
 import argparse, ast, json, sys, time, hashlib
@@ -28,11 +32,12 @@ from facecloak.cloak import learn_mask, augment_set, aligned_images
 from facecloak.models import load_model, TARGETS
 
 
-def people(n, seed):
+def people(n, seed, offset=0):
     subs = E.subjects(20, max_probes=8, seed=0)
-    if seed == 0: return subs, [subs[i] for i in np.random.default_rng(1).permutation(20)[:n]]
+    if seed == 0: return subs, [subs[i] for i in np.random.default_rng(1).permutation(20)[offset:offset + n]]
     dev = {s.name for s in subs}
-    held = [s for s in E.subjects(60, max_probes=8, seed=seed) if s.name not in dev][:n]
+    held = [s for s in E.subjects(60, max_probes=8, seed=seed) if s.name not in dev][offset:offset + n]
+    if len(held) < n: raise SystemExit(f'only {len(held)} held-out people at --seed {seed} --offset {offset}')
     return held, held
 
 
@@ -60,6 +65,41 @@ def most_like_photo(photo, n, k=3):
     return g[score[1:].argsort(descending=True)[:n] + 1]
 
 
+def own_transfer(photo, reals, geometry=True, light=True):
+    "Oracle transfer: the photo moved by the pose/expression (`geometry`) and light changes of the person's OWN other photos."
+    fc = S.prepare(photo, device='cpu')
+    acc = dict(src=[], dst=[], ratio=[], gain=[])
+    for r in reals:
+        try: c = S.prepare(r, device='cpu')
+        except (ValueError, OSError): continue
+        pr = S.bank_pairs([fc, c], max_median=1., max_point=10.)
+        if pr['src']:
+            for k in acc: acc[k].append(pr[k][0])      # the first pair is photo -> real
+    if not acc['src']: return torch.zeros(0, 3, 112, 112)
+    bank = S.TransferBank(*(torch.stack(acc[k]) for k in ('src', 'dst', 'ratio', 'gain')))
+    return torch.cat([S.finish(S.transfer(fc, bank, 1., index=i, geometry=geometry, light=light, max_disp=1.)[0])
+                      for i in range(len(bank))])
+
+
+def morphs(photo, n, alpha, exclude=(), nearest=True):
+    "The photo blended (weight `alpha`) with one photo each of `n` LFW look-alikes (or random people), warped onto its landmarks."
+    from facecloak.cloak import build_anchor_bank, bank_similarity, resolve_surrogates, _reference
+    names, mods = resolve_surrogates(None, 'cpu')
+    bank = build_anchor_bank(None, 'lfw', exclude=exclude, device='cpu', progress=False)
+    fc = S.prepare(photo, device='cpu')
+    sim = bank_similarity(_reference(mods, names, S.finish(fc)), bank)
+    order = sim.argsort(descending=True).tolist() if nearest else np.random.default_rng(0).permutation(len(sim)).tolist()
+    out = []
+    for j in order:
+        if len(out) == n: break
+        try: c = S.prepare(bank.sources[j][0], device='cpu')
+        except (ValueError, OSError): continue
+        if c.landmarks != 'pfld': continue
+        w = S.tps_warp(c.image, c.lm, fc.lm)
+        out.append(S.finish(fc.replace((1 - alpha) * fc.image + alpha * w)))
+    return torch.cat(out)
+
+
 class Sets:
     "Training sets of one person, built from a spec and cached on disk."
     def __init__(self, cache): self.cache = Path(cache); self.cache.mkdir(parents=True, exist_ok=True)
@@ -80,6 +120,13 @@ class Sets:
             elif p.startswith('sel'):
                 parts.append(self._cached(f'{s.name}|{p}', lambda: most_like_photo(s.learn, int(p[3:]))))
             elif p.startswith('real'): parts.append(self._cached(f'{s.name}|real', lambda: aligned_images(list(s.extra)))[:int(p[4:])])
+            elif p[:2] in ('mo', 'mr'):
+                n, _, al = p[2:].partition('@')
+                parts.append(self._cached(f'{s.name}|{p}', lambda: morphs(s.learn, int(n), float(al or 0.3), exclude=[s.name],
+                                                                          nearest=p[1] == 'o')))
+            elif p[:2] in ('og', 'ol', 'oa'):
+                parts.append(self._cached(f'{s.name}|{p}', lambda: own_transfer(s.learn, list(s.extra)[:int(p[2:])],
+                                                                                 geometry=p[1] in 'ga', light=p[1] in 'la')))
             elif p[:2] in ('tr', 'po', 'rl', 'ex'):
                 n, _, st = p[2:].partition('@')
                 parts.append(self._cached(f'{s.name}|{p}', lambda: one_op(S.prepare(s.learn, device='cpu'), p[:2], int(n),
@@ -89,7 +136,7 @@ class Sets:
 
 
 def protect(a):
-    subs, pick = people(a.people, a.seed)
+    subs, pick = people(a.people, a.seed, a.offset)
     models = {t: load_model(t, device=a.device) for t in TARGETS}
     gal = E.Gallery(models, subs, n_distractors=a.distractors, seed=0)
     sets, out = Sets(a.cache), Path(a.out)
@@ -140,22 +187,27 @@ OPS = {
 @torch.no_grad()
 def drift(a):
     "Mean change of the cosine to the centre of the person's other photos: each operation vs the photo, real photos vs the photo."
-    _, pick = people(a.people, a.seed)
+    _, pick = people(a.people, a.seed, a.offset)
     ms = {t: load_model(t, device='cpu') for t in a.models.split(',')}
     bank = S.load_bank()
-    R = {(k, t): [] for k in [*OPS, 'real photos', 'offline set (15)'] for t in ms}
+    KEYS = [*OPS, 'real photos', 'own transfer, geometry', 'own transfer', 'look-alike morph (0.3)', 'offline set (15)']
+    R = {(k, t): [] for k in KEYS for t in ms}
     for s in pick:
         fc = S.prepare(s.learn, device='cpu')
         probes, ok = E.attacker_align(s.probes)
         real = aligned_images(list(s.extra))
         xs = {k: torch.cat([S.finish(f(fc, np.random.default_rng([7, i]), bank)) for i in range(a.samples)]) for k, f in OPS.items()}
         xs['real photos'] = real
+        xs['own transfer, geometry'] = own_transfer(fc, list(s.extra), light=False)
+        xs['own transfer'] = own_transfer(fc, list(s.extra))
+        xs['look-alike morph (0.3)'] = morphs(fc, a.samples, 0.3, exclude=[s.name])
         xs['offline set (15)'] = S.generate(fc, 15, seed=0, device='cpu').images[1:]
         for t, m in ms.items():
             c = F.normalize(F.normalize(m(probes[ok]), dim=-1).mean(0), dim=0)
             e0 = float(F.normalize(m(S.finish(fc)), dim=-1)[0] @ c)
-            for k, x in xs.items(): R[k, t].append(float((F.normalize(m(x), dim=-1) @ c).mean()) - e0)
-    out = {k: {t: round(float(np.mean(R[k, t])), 3) for t in ms} for k in [*OPS, 'real photos', 'offline set (15)']}
+            for k, x in xs.items():
+                if len(x): R[k, t].append(float((F.normalize(m(x), dim=-1) @ c).mean()) - e0)
+    out = {k: {t: round(float(np.mean(R[k, t])), 3) for t in ms} for k in KEYS}
     print(json.dumps(dict(mode='drift', seed=a.seed, people=[s.name for s in pick], samples=a.samples, dcos_to_centre=out)))
 
 
@@ -164,6 +216,7 @@ def main(argv=None):
     ap.add_argument('mode', choices=['protect', 'drift'])
     ap.add_argument('sets', nargs='*', default=['aug;aug15', 'syn;syn15', 'real;real4'])
     ap.add_argument('--people', type=int, default=12); ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--offset', type=int, default=0, help='skip this many people of the drawn list (more held-out people)')
     ap.add_argument('--eps', type=float, default=8.); ap.add_argument('--distractors', type=int, default=1000)
     ap.add_argument('--out', default='stage1.jsonl'); ap.add_argument('--device', default=None)
     ap.add_argument('--cache', default=None, help='where built sets are kept (default: cache_dir()/stage1)')

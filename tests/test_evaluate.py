@@ -48,3 +48,30 @@ def test_bench_stage1_cli():
     assert 'protect' in r.stdout and 'drift' in r.stdout and 'reference' in r.stdout
     r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'bench_stage1.py'), 'nonsense'], capture_output=True, text=True)
     assert r.returncode == 2 and 'invalid choice' in r.stderr
+
+
+def _stage1():
+    spec = importlib.util.spec_from_file_location('bench_stage1', ROOT/'benchmarks'/'bench_stage1.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_stage1_oracle_transfer_moves_the_photo_onto_the_other_photo():
+    "The oracle (`ogN`/`oaN`) really carries the person's other photo's landmarks onto the photo, and nothing else."
+    import numpy as np, torch
+    from facecloak import synth as S
+    from facecloak.evaluate import subjects
+    B, s = _stage1(), subjects(1, max_probes=2, seed=0)[0]
+    fc = S.prepare(s.learn, device='cpu')
+    other = next(c for c in (S.prepare(p, device='cpu') for p in s.extra) if c.landmarks == 'pfld')
+    # nothing moved: the photo comes back
+    same = B.own_transfer(fc, [other], geometry=False, light=False)
+    assert same.shape == (1, 3, 112, 112) and torch.allclose(same, S.finish(fc), atol=1e-5)
+    # geometry: the landmarks end where the other photo's are (similarity-aligned onto the photo)
+    bank = S.TransferBank(*(torch.stack([v[0]]) for v in (lambda p: (p['src'], p['dst'], p['ratio'], p['gain']))(
+        S.bank_pairs([fc, other], max_median=1., max_point=10.))))
+    moved, _ = S.transfer(fc, bank, 1., index=0, light=False, max_disp=1.)
+    target = S.apply_affine(S.similarity(S.five_points(other.lm), S.five_points(fc.lm)), other.lm)
+    assert np.abs(moved.lm - target).max() < 1e-3 and np.abs(fc.lm - target).mean() > 0.5
+    geo = B.own_transfer(fc, [other], light=False)
+    assert torch.allclose(geo, S.finish(moved), atol=1e-5) and (geo - S.finish(fc)).abs().mean() > 1e-3
