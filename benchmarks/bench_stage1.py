@@ -34,11 +34,12 @@ from facecloak.models import load_model, TARGETS
 
 def people(n, seed, offset=0):
     subs = E.subjects(20, max_probes=8, seed=0)
-    if seed == 0: return subs, [subs[i] for i in np.random.default_rng(1).permutation(20)[offset:offset + n]]
-    dev = {s.name for s in subs}
-    held = [s for s in E.subjects(60, max_probes=8, seed=seed) if s.name not in dev][offset:offset + n]
-    if len(held) < n: raise SystemExit(f'only {len(held)} held-out people at --seed {seed} --offset {offset}')
-    return held, held
+    if seed == 0: gallery, pick = subs, [subs[i] for i in np.random.default_rng(1).permutation(20)[offset:offset + n]]
+    else:
+        dev = {s.name for s in subs}
+        gallery = pick = [s for s in E.subjects(60, max_probes=8, seed=seed) if s.name not in dev][offset:offset + n]
+    if len(pick) < n: raise SystemExit(f'only {len(pick)} people at --seed {seed} --offset {offset}, {n} asked for')
+    return gallery, pick
 
 
 def one_op(fc, kind, n, strength, bank):
@@ -97,6 +98,7 @@ def morphs(photo, n, alpha, exclude=(), nearest=True):
         if c.landmarks != 'pfld': continue
         w = S.tps_warp(c.image, c.lm, fc.lm)
         out.append(S.finish(fc.replace((1 - alpha) * fc.image + alpha * w)))
+    if len(out) < n: raise ValueError(f'only {len(out)} of {n} bank people have usable landmarks')
     return torch.cat(out)
 
 
