@@ -75,3 +75,14 @@ def test_bench_stage1_oracle_transfer_moves_the_photo_onto_the_other_photo():
     assert np.abs(moved.lm - target).max() < 1e-3 and np.abs(fc.lm - target).mean() > 0.5
     geo = B.own_transfer(fc, [other], light=False)
     assert torch.allclose(geo, S.finish(moved), atol=1e-5) and (geo - S.finish(fc)).abs().mean() > 1e-3
+
+
+def test_bench_stage1_offset_takes_new_people_and_refuses_too_few():
+    "`--offset` moves on to people not measured yet; asking past the end is refused, never silently shortened."
+    B = _stage1()
+    first, nxt = B.people(6, 1)[1], B.people(6, 1, 6)[1]
+    assert len(nxt) == 6 and not {s.name for s in first} & {s.name for s in nxt}
+    gallery, dev = B.people(8, 0, 12)
+    assert len(gallery) == 20 and len(dev) == 8
+    with pytest.raises(SystemExit, match='only 8 people'): B.people(12, 0, 12)
+    with pytest.raises(SystemExit, match='only'): B.people(12, 1, 1000)
