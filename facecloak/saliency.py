@@ -4,23 +4,18 @@
 
 # %% ../nbs/04_saliency.ipynb 2
 from __future__ import annotations
-import math
 from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from .core import default_device, gaussian_blur
 
 # %% auto 0
-__all__ = ['METHODS', 'default_device', 'named_models', 'check_images', 'reference_embedding', 'find_layer', 'resolve_layer',
-           'normalise', 'leakage_maps', 'leakage_map', 'budget_weights', 'overlay']
+__all__ = ['METHODS', 'named_models', 'check_images', 'reference_embedding', 'find_layer', 'resolve_layer', 'normalise',
+           'leakage_maps', 'leakage_map', 'budget_weights', 'overlay']
 
 # %% ../nbs/04_saliency.ipynb
-def default_device(device=None) -> torch.device:
-    "`device` if given, else CUDA when present, else CPU."
-    if device is not None: return torch.device(device)
-    return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-
 def named_models(models) -> list[tuple[str, nn.Module]]:
     "`(name, module)` pairs of a module, list, `Ensemble`, dict or `(names, modules)` pair."
     if isinstance(models, tuple) and len(models) == 2 and isinstance(models[0], (list, tuple)) \
@@ -96,19 +91,6 @@ def resolve_layer(model: nn.Module, layer=None, name: str = '') -> nn.Module:
     raise TypeError(f"layer must be a module, a layer name or a dict, got {type(layer).__name__}")
 
 # %% ../nbs/04_saliency.ipynb
-def _gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    "Separable Gaussian blur of an NCHW batch (reflect padding)."
-    if not sigma or sigma <= 0: return x
-    r = max(1, int(math.ceil(3 * sigma)))
-    r = min(r, x.shape[-1] - 1, x.shape[-2] - 1)
-    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-t ** 2 / (2 * sigma ** 2)); k = k / k.sum()
-    c = x.shape[1]
-    x = F.pad(x, (r, r, 0, 0), mode='reflect')
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    x = F.pad(x, (0, 0, r, r), mode='reflect')
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
 def normalise(m: torch.Tensor, q: float = 0.99) -> torch.Tensor:
     "Divide a non-negative map by its `q` quantile and clip to [0, 1] (all zeros stay zeros)."
     s = torch.quantile(m.flatten().float(), q) if m.numel() > 1 else m.flatten()[0]
@@ -136,7 +118,7 @@ def _attr_one(f, model, x, method, *, layer, baseline, blur_sigma, n_steps, nt_s
         kw = dict(abs=True)
     elif method == 'ig':
         if isinstance(baseline, str):
-            if baseline == 'blur': b = _gaussian(x, blur_sigma)
+            if baseline == 'blur': b = gaussian_blur(x, blur_sigma)
             elif baseline == 'black': b = torch.zeros_like(x)
             elif baseline == 'grey': b = torch.full_like(x, 0.5)
             else: raise ValueError(f"unknown baseline {baseline!r}: use 'blur', 'black', 'grey' or a tensor")
@@ -192,7 +174,7 @@ def leakage_maps(images, models, method: str = 'ig', *, reference=None, layer=No
                     tot += a.sum(0, keepdim=True)
             finally:
                 if method == 'gradcam' and flip is not None: m.flip = flip
-            out[name] = normalise(_gaussian(tot / len(x), sigma)).cpu()
+            out[name] = normalise(gaussian_blur(tot / len(x), sigma)).cpu()
     return out
 
 def leakage_map(images, models, method: str = 'ig', **kwargs) -> torch.Tensor:
@@ -201,14 +183,13 @@ def leakage_map(images, models, method: str = 'ig', **kwargs) -> torch.Tensor:
     return normalise(torch.stack(list(maps.values())).mean(0))
 
 # %% ../nbs/04_saliency.ipynb
-def budget_weights(leak, floor: float = 0.25, gamma: float = 1.0, strength: float = 1.0) -> torch.Tensor:
-    "Per-pixel budget weight in [`floor`, 1] from a leakage map in [0,1] (1 where identity leaks most)."
-    if not 0 <= floor <= 1: raise ValueError(f"floor must be in [0, 1], got {floor}")
+def budget_weights(leak, leakage_weight: float = 0.5, gamma: float = 1.0) -> torch.Tensor:
+    "Per-pixel step weight `(1 - leakage_weight) + leakage_weight * leak**gamma`, in [1 - `leakage_weight`, 1], from a leakage map in [0,1]."
+    if not 0 <= leakage_weight <= 1:
+        raise ValueError(f"leakage_weight must be in [0, 1] (0: uniform step, 1: step proportional to the leakage), got {leakage_weight}")
     if not gamma > 0: raise ValueError(f"gamma must be > 0, got {gamma}")
-    if not 0 <= strength <= 1: raise ValueError(f"strength must be in [0, 1], got {strength}")
     leak = torch.as_tensor(leak).float()
-    w = floor + (1 - floor) * leak.clamp(0, 1) ** gamma
-    return 1 - strength * (1 - w)
+    return (1 - leakage_weight) + leakage_weight * leak.clamp(0, 1) ** gamma
 
 # %% ../nbs/04_saliency.ipynb
 def _hwc(image) -> np.ndarray:

@@ -4,26 +4,27 @@
 
 # %% ../nbs/03_synth.ipynb 2
 from __future__ import annotations
-import functools, hashlib, io, json, math, os
+import functools, json, math, os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 import numpy as np, torch, torch.nn.functional as F
 from tqdm.auto import tqdm
+from .core import default_device, gaussian_blur, jpeg
 from .assets import asset_path, available, cache_dir, lfw_people, AssetNotFoundError
+from .align import (ARCFACE_112, NoFaceError, PhotoError, align, apply_affine, detect, load_photo,
+                             similarity_transform, to_pil, to_tensor, warp_affine)
+from .models import load_model
 
 # %% auto 0
-__all__ = ['ARCFACE_5', 'MEAN_68', 'PFLD_BOX', 'EXPRESSIONS', 'CAMERA_EFFECTS', 'OCCLUDERS', 'BACKENDS', 'five_points',
-           'similarity', 'apply_affine', 'pfld68', 'landmark_error', 'generic_landmarks', 'FaceCanvas', 'prepare',
-           'warp_affine', 'finish', 'tps_map', 'tps_warp', 'face_depth', 'face_mask', 'render', 'pose', 'expression',
-           'normals', 'relight', 'jpeg', 'camera', 'occlude', 'luminance', 'face_width', 'TransferBank', 'bank_pairs',
-           'build_bank', 'load_bank', 'transfer', 'SynthSet', 'register_backend', 'generate', 'offline_variant',
-           'offline_backend', 'resolve_pretrained', 'load_img2img', 'load_arc2face', 'id_prompt_embeds',
-           'img2img_backend', 'arc2face_backend']
+__all__ = ['MEAN_68', 'PFLD_BOX', 'EXPRESSIONS', 'CAMERA_EFFECTS', 'OCCLUDERS', 'BACKENDS', 'five_points', 'pfld68',
+           'landmark_error', 'generic_landmarks', 'FaceCanvas', 'prepare', 'finish', 'tps_map', 'tps_warp',
+           'face_depth', 'face_mask', 'render', 'pose', 'expression', 'normals', 'relight', 'camera', 'occlude',
+           'luminance', 'face_width', 'TransferBank', 'bank_pairs', 'build_bank', 'load_bank', 'transfer', 'SynthSet',
+           'register_backend', 'generate', 'offline_variant', 'offline_backend', 'resolve_pretrained', 'load_img2img',
+           'load_arc2face', 'id_prompt_embeds', 'img2img_backend', 'arc2face_backend']
 
 # %% ../nbs/03_synth.ipynb
-ARCFACE_5 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-                      [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
 MEAN_68 = np.array([
     [15.8, 53.9], [16.0, 64.8], [17.1, 76.0], [19.2, 87.0], [23.2, 97.1], [29.4, 105.9], [37.5, 113.2], [46.7, 118.6],
     [57.3, 120.2], [67.6, 118.1], [76.7, 112.6], [84.5, 105.3], [90.6, 96.5], [94.4, 86.3], [96.4, 75.3], [97.4, 64.5],
@@ -40,22 +41,6 @@ def five_points(lm68) -> np.ndarray:
     "The five ArcFace points (eye centres, nose tip, mouth corners) derived from 68 landmarks."
     lm = np.asarray(lm68, np.float32)
     return np.stack([lm[36:42].mean(0), lm[42:48].mean(0), lm[30], lm[48], lm[54]])
-
-def similarity(src, dst) -> np.ndarray:
-    "Least-squares similarity (Umeyama, no reflection) mapping points `src` (K,2) onto `dst`: a (2,3) matrix."
-    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
-        raise ValueError(f"similarity needs two (K,2) point sets with K>=2, got {src.shape} and {dst.shape}")
-    ms, md = src.mean(0), dst.mean(0); s, d = src - ms, dst - md
-    U, S, Vt = np.linalg.svd(d.T @ s / len(src))
-    D = np.diag([1., np.sign(np.linalg.det(U @ Vt)) or 1.])
-    R = U @ D @ Vt
-    c = (S * np.diag(D)).sum() / max((s ** 2).sum() / len(src), 1e-12)
-    return np.concatenate([c * R, (md - c * R @ ms)[:, None]], 1).astype(np.float32)
-
-def apply_affine(M, pts) -> np.ndarray:
-    "Apply a (2,3) affine `M` to points (K,2)."
-    return (np.asarray(pts, np.float32) @ np.asarray(M, np.float32)[:, :2].T + np.asarray(M, np.float32)[:, 2])
 
 # %% ../nbs/03_synth.ipynb
 @functools.lru_cache(maxsize=2)
@@ -89,7 +74,7 @@ def landmark_error(lm68, lm5) -> float:
 
 def generic_landmarks(lm5) -> np.ndarray:
     "`MEAN_68` fitted (similarity) to five points `lm5`: the fallback face shape."
-    return apply_affine(similarity(five_points(MEAN_68), lm5), MEAN_68)
+    return apply_affine(similarity_transform(five_points(MEAN_68), lm5), MEAN_68)
 
 # %% ../nbs/03_synth.ipynb
 @dataclass
@@ -125,6 +110,7 @@ def prepare(photo, *, face=None, margin: float = 1.25, tol: float = 0.15, device
     reads (path, PIL, array, bytes). `face`: a detection (with `.box`, `.landmarks`) to skip detection."""
     import cv2
     if isinstance(photo, FaceCanvas): return photo
+    device = default_device(device)
     size, S = 112, _canvas_size(112, margin)
     off = (S - size) / 2
     t = _as_aligned_tensor(photo)
@@ -133,39 +119,27 @@ def prepare(photo, *, face=None, margin: float = 1.25, tol: float = 0.15, device
         p = int(off)
         canvas = F.pad(t.cpu(), (p, p, p, p), mode='reflect') if p else t.cpu()
         img = (canvas[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        lm5 = ARCFACE_5 + off
+        lm5 = ARCFACE_112 + off
         lm = pfld68(img, PFLD_BOX + off)
     elif isinstance(photo, torch.Tensor):
         raise ValueError(f"a tensor photo must be an aligned (1,3,112,112) or (3,112,112) image, got {tuple(photo.shape)}")
     else:
-        from facecloak.align import load_photo, detect, NoFaceError
         pil = load_photo(photo)
         if face is None:
             faces = detect(pil)
             if not faces: raise NoFaceError("no face found in the photo")
             face = faces[0]
         arr = np.asarray(pil.convert('RGB'))
-        M = similarity(np.asarray(face.landmarks, np.float32), ARCFACE_5 + off)
-        img = cv2.warpAffine(arr, M, (S, S), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        M = similarity_transform(np.asarray(face.landmarks, np.float32), ARCFACE_112 + off)
+        canvas = warp_affine(to_tensor(pil, 'cpu'), M, (S, S), padding_mode='reflection')   # the photo's own pixels mirrored past its edge
         lm5 = apply_affine(M, face.landmarks)
         lm = apply_affine(M, pfld68(arr, face.box))
-        canvas = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
     err = landmark_error(lm, lm5)
     kind = 'pfld'
     if not np.isfinite(err) or err > tol: lm, kind = generic_landmarks(lm5), 'generic'
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     return FaceCanvas(canvas.to(device), lm.astype(np.float32), lm.astype(np.float32).copy(), size, kind, err)
 
 # %% ../nbs/03_synth.ipynb
-def warp_affine(img, M, out_size=None) -> torch.Tensor:
-    "Warp (N,C,H,W) `img` with a (2,3) pixel affine `M` (source -> destination), bilinear, border padding."
-    N, C, H, W = img.shape
-    oh, ow = out_size or (H, W)
-    A = np.concatenate([np.asarray(M, np.float64), [[0, 0, 1]]]); Ai = np.linalg.inv(A)
-    ys, xs = torch.meshgrid(torch.arange(oh, dtype=torch.float64), torch.arange(ow, dtype=torch.float64), indexing='ij')
-    sx = Ai[0, 0] * xs + Ai[0, 1] * ys + Ai[0, 2]; sy = Ai[1, 0] * xs + Ai[1, 1] * ys + Ai[1, 2]
-    return _sample(img, sx.float().to(img.device), sy.float().to(img.device))
-
 def _sample(img, sx, sy, padding='border'):
     "Sample (N,C,H,W) `img` at pixel coordinates `sx`, `sy` (h,w)."
     H, W = img.shape[-2:]
@@ -174,9 +148,9 @@ def _sample(img, sx, sy, padding='border'):
 
 def finish(fc: FaceCanvas) -> torch.Tensor:
     "Re-align the canvas from its moved landmarks and crop the (1,3,112,112) aligned image."
-    M = similarity(five_points(fc.lm), five_points(fc.lm0))
+    M = similarity_transform(five_points(fc.lm), five_points(fc.lm0))
     M[:, 2] -= fc.off
-    return warp_affine(fc.image, M, (fc.size, fc.size)).clamp(0, 1)
+    return warp_affine(fc.image, M, (fc.size, fc.size), padding_mode='border').clamp(0, 1)
 
 # %% ../nbs/03_synth.ipynb
 def _tps_kernel(r2): return r2 * torch.log(r2.clamp_min(1e-12))
@@ -211,13 +185,6 @@ def tps_warp(img, src, dst, reg: float = 1e-3) -> torch.Tensor:
     return _sample(img, sx.to(img.device), sy.to(img.device))
 
 # %% ../nbs/03_synth.ipynb
-def _gblur(x, sigma):
-    "Separable Gaussian blur of (N,C,H,W) `x` (replicate borders)."
-    r = int(3 * sigma); k = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float32) ** 2 / (2 * sigma ** 2)); k = (k / k.sum()).to(x.device)
-    C = x.shape[1]
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode='replicate'), k.view(1, 1, 1, -1).repeat(C, 1, 1, 1), groups=C)
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode='replicate'), k.view(1, 1, -1, 1).repeat(C, 1, 1, 1), groups=C)
-
 def _gauss(xs, ys, c, s): return torch.exp(-((xs - float(c[0])) ** 2 + (ys - float(c[1])) ** 2) / (2 * s * s))
 
 def face_depth(lm, S: int) -> torch.Tensor:
@@ -239,7 +206,7 @@ def face_depth(lm, S: int) -> torch.Tensor:
     z = z + 0.06 * Wf * _gauss(xs, ys, lm[30], 0.06 * Wf) + 0.03 * Wf * _gauss(xs, ys, lm[33], 0.07 * Wf)
     for c in (lm[36:42].mean(0), lm[42:48].mean(0)): z = z - 0.04 * Wf * _gauss(xs, ys, c, 0.07 * Wf)
     z = z + 0.025 * Wf * _gauss(xs, ys, lm[48:60].mean(0), 0.08 * Wf) + 0.02 * Wf * _gauss(xs, ys, lm[8] - [0, 0.08 * Wf], 0.07 * Wf)
-    return _gblur((z * (u2 < 1))[None, None], max(0.025 * Wf, 0.5))[0, 0]     # soften the silhouette cliff
+    return gaussian_blur((z * (u2 < 1))[None, None], max(0.025 * Wf, 0.5), padding='replicate')[0, 0]   # soften the silhouette cliff
 
 def face_mask(lm, S: int, soft: float = 0.06) -> torch.Tensor:
     "Soft (S,S) mask of the head ellipse used by `face_depth` (1 inside, feathered by `soft`)."
@@ -382,7 +349,7 @@ def relight(fc: FaceCanvas, strength: float = 1., azimuth: float | None = None, 
     sh = lambda v: ambient + (1 - ambient) * (n * v.view(3, 1, 1)).sum(0).clamp_min(0)
     ratio = sh(l) / sh(torch.tensor([0., 0., 1.])).clamp_min(1e-3)
     m = face_mask(fc.lm, S, 0.12)
-    ratio = _gblur((1 + (ratio - 1) * m).clamp(0.3, 1.6)[None, None], 0.02 * S)[0, 0].to(fc.image.device)
+    ratio = gaussian_blur((1 + (ratio - 1) * m).clamp(0.3, 1.6)[None, None], 0.02 * S, padding='replicate')[0, 0].to(fc.image.device)
     img = fc.image * ratio
     t = 0.08 * temperature * strength
     img = img * torch.tensor([1 + t, 1 + 0.2 * t, 1 - t], device=img.device).view(1, 3, 1, 1)
@@ -393,14 +360,6 @@ def relight(fc: FaceCanvas, strength: float = 1., azimuth: float | None = None, 
 
 # %% ../nbs/03_synth.ipynb
 CAMERA_EFFECTS = ('focal', 'blur', 'resolution', 'noise', 'jpeg')
-
-def jpeg(img, quality: int) -> torch.Tensor:
-    "JPEG round trip of (1,3,H,W) `img` at `quality`."
-    from PIL import Image
-    a = (img[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
-    buf = io.BytesIO(); Image.fromarray(a).save(buf, 'JPEG', quality=int(quality)); buf.seek(0)
-    b = np.asarray(Image.open(buf).convert('RGB')).astype(np.float32) / 255
-    return torch.from_numpy(b).permute(2, 0, 1)[None].to(img.device)
 
 def _blur(img, sigma, motion=None):
     import cv2
@@ -456,81 +415,97 @@ def _draw(S, fn, scale=4):
     m = np.zeros((S * scale, S * scale), np.float32); fn(m, scale)
     return cv2.resize(m, (S, S), interpolation=cv2.INTER_AREA)
 
+def _pts(pts, s): return np.round(np.asarray(pts) * s).astype(np.int32)
+def _colour(c, dev): return torch.tensor(c, dtype=torch.float32, device=dev).view(1, 3, 1, 1)
+def _over(img, a, c): return img * (1 - a) + a * c
+def _alpha(a, dev): return torch.from_numpy(a).to(dev)[None, None]
+
+def _glasses(img, lm, S, W, strength, rng) -> tuple[torch.Tensor, dict]:
+    "Frames around the eyes, bridge and temples; tinted lenses (dark sunglasses only at high strength)."
+    import cv2
+    P, dev = _pts, img.device
+    frame, lens = np.zeros((S * 4, S * 4), np.float32), np.zeros((S * 4, S * 4), np.float32)
+    thick = int(round(4 * (0.9 + 1.2 * strength)))
+    shape = rng.choice(['round', 'rect'])
+    cs = []
+    for eye in (lm[36:42], lm[42:48]):
+        c = eye.mean(0) + [0, 0.02 * W]; w = 0.3 * W * (1 + 0.08 * rng.uniform(-1, 1)); h = w * (0.7 if shape == 'rect' else 0.82)
+        cs.append(c)
+        if shape == 'round':
+            cv2.ellipse(frame, (P(c, 4)[0], P(c, 4)[1]), (int(w * 4 / 2 * 1.05), int(h * 4 / 2)), 0, 0, 360, 1., thick, cv2.LINE_AA)
+            cv2.ellipse(lens, (P(c, 4)[0], P(c, 4)[1]), (int(w * 4 / 2 * 1.05), int(h * 4 / 2)), 0, 0, 360, 1., -1, cv2.LINE_AA)
+        else:
+            p1, p2 = P(c - [w / 2 * 1.05, h / 2], 4), P(c + [w / 2 * 1.05, h / 2], 4)
+            cv2.rectangle(frame, tuple(p1), tuple(p2), 1., thick, cv2.LINE_AA); cv2.rectangle(lens, tuple(p1), tuple(p2), 1., -1, cv2.LINE_AA)
+    cv2.line(frame, tuple(P(cs[0] + [0.15 * W, -0.03 * W], 4)), tuple(P(cs[1] - [0.15 * W, 0.03 * W], 4)), 1., thick, cv2.LINE_AA)
+    cv2.line(frame, tuple(P(cs[0] - [0.155 * W, 0], 4)), tuple(P(lm[0] + [0, -0.02 * W], 4)), 1., thick, cv2.LINE_AA)
+    cv2.line(frame, tuple(P(cs[1] + [0.155 * W, 0], 4)), tuple(P(lm[16] + [0, -0.02 * W], 4)), 1., thick, cv2.LINE_AA)
+    frame, lens = cv2.resize(frame, (S, S), interpolation=cv2.INTER_AREA), cv2.resize(lens, (S, S), interpolation=cv2.INTER_AREA)
+    tint = float(0.12 + 0.5 * strength ** 2 * (rng.random() < 0.4))
+    fc_col = [[0.05, 0.05, 0.05], [0.35, 0.22, 0.1], [0.6, 0.6, 0.62]][int(rng.integers(3))]
+    img = _over(img, _alpha(lens, dev) * tint, _colour([0.1, 0.1, 0.12], dev)); img = _over(img, _alpha(frame, dev), _colour(fc_col, dev))
+    return img, dict(shape=str(shape), tint=tint)
+
+def _hair(img, lm, S, W, strength, rng) -> tuple[torch.Tensor, dict]:
+    "Strands falling over the forehead and one eye, in a hair colour; more strands with `strength`."
+    import cv2
+    n = int(8 + 40 * strength); side = rng.choice([-1, 1])
+    hair_col = np.array([[0.08, 0.06, 0.05], [0.25, 0.16, 0.09], [0.45, 0.32, 0.18], [0.6, 0.5, 0.35]][int(rng.integers(4))])
+    brow = lm[17:27].mean(0); top = brow - [0, 0.45 * W]
+    def strands(m, s):
+        for k in range(n):
+            x0 = top + [rng.uniform(-0.35, 0.35) * W, rng.uniform(-0.05, 0.05) * W]
+            reach = rng.uniform(0.35, 0.55 + 0.45 * strength) * W
+            bend = rng.uniform(0.2, 0.6)
+            pts = [x0 + [side * reach * bend * t ** 2 + 0.03 * W * np.sin(6 * t + k), reach * t] for t in np.linspace(0, 1, 16)]
+            cv2.polylines(m, [_pts(pts, s)], False, float(rng.uniform(0.5, 0.95)), int(rng.integers(1, 4)), cv2.LINE_AA)
+    a = np.clip(_draw(S, strands), 0, 1)
+    img = _over(img, _alpha(a, img.device), _colour(hair_col * rng.uniform(0.8, 1.2), img.device))
+    return img, dict(strands=n, side=int(side))
+
+def _hand(img, lm, S, W, strength, rng) -> tuple[torch.Tensor, dict]:
+    "A palm and fingers over the jaw and cheek, coloured from the face's own cheek and shaded."
+    import cv2
+    P = _pts
+    side = rng.choice([-1, 1]); jaw = lm[3] if side < 0 else lm[13]
+    cheek = img[0, :, int(lm[29, 1]) - 2:int(lm[29, 1]) + 3,
+                int((lm[29, 0] + jaw[0]) / 2) - 2:int((lm[29, 0] + jaw[0]) / 2) + 3].reshape(3, -1).mean(1)
+    L = (0.3 + 0.25 * strength) * W; base = lm[8] + [side * (0.1 + 0.15 * strength) * W, 0.12 * W]; ang = np.deg2rad(-90 - side * rng.uniform(10, 40))
+    dirv = np.array([np.cos(ang), np.sin(ang)]); perp = np.array([-dirv[1], dirv[0]])
+    def hand(m, s):
+        cv2.ellipse(m, tuple(P(base, s)), (int(0.26 * W * s), int(0.2 * W * s)), float(np.degrees(ang)), 0, 360, 1., -1, cv2.LINE_AA)
+        for k in range(4):
+            st = base + perp * (k - 1.5) * 0.11 * W
+            cv2.line(m, tuple(P(st, s)), tuple(P(st + dirv * L * (0.8 + 0.2 * (k in (1, 2))), s)), 1., int(0.1 * W * s), cv2.LINE_AA)
+    a = np.clip(_draw(S, hand), 0, 1)
+    shade = cv2.GaussianBlur(a, (0, 0), 0.04 * W)
+    c = cheek.view(1, 3, 1, 1) * (0.75 + 0.3 * _alpha(shade, img.device))
+    return _over(img, _alpha(a, img.device), c), dict(side=int(side))
+
+def _surgical_mask(img, lm, S, W, strength, rng) -> tuple[torch.Tensor, dict]:
+    "A pleated surgical mask from the chin up, reaching the nose bridge at full `strength`."
+    import cv2
+    top_y = lm[28, 1] + (lm[29, 1] - lm[28, 1]) * (1 - strength)
+    poly = np.concatenate([[lm[1] + [0, top_y - lm[1, 1]]], lm[2:15], [lm[15] + [0, top_y - lm[15, 1]]], [[lm[27, 0], top_y - 0.03 * W]]])
+    poly = np.concatenate([poly[:1], poly[1:-2] + (poly[1:-2] - lm[30]) * 0.04, poly[-2:]])
+    a = np.clip(_draw(S, lambda m, s: cv2.fillPoly(m, [_pts(poly, s)], 1., cv2.LINE_AA)), 0, 1)
+    g = torch.arange(S, dtype=torch.float32); ys = g[:, None].expand(S, S)
+    pleat = 1 - 0.08 * (torch.sin((ys - top_y) / (0.06 * W) * math.pi) > 0.7).float()
+    mcol = [[0.62, 0.78, 0.9], [0.92, 0.93, 0.95], [0.15, 0.15, 0.17]][int(rng.integers(3))]
+    return _over(img, _alpha(a, img.device), _colour(mcol, img.device) * pleat.to(img.device)), dict(colour=mcol)
+
+_DRAW_OCCLUDER = dict(glasses=_glasses, hair=_hair, hand=_hand, mask=_surgical_mask)
+
 def occlude(fc: FaceCanvas, strength: float = 1., kind: str | None = None, rng=None) -> tuple[FaceCanvas, dict]:
     "Draw an occluder (`kind` in `OCCLUDERS`, random when None) placed from the landmarks."
-    import cv2
     _check_strength(strength); rng = _rng(rng)
     kind = kind or str(rng.choice(OCCLUDERS))
     if kind not in OCCLUDERS: raise ValueError(f"unknown occluder {kind!r}; choose one of {OCCLUDERS}")
-    lm, S, img, dev = fc.lm, fc.S, fc.image, fc.image.device
-    W = float(np.linalg.norm(lm[16] - lm[0])); rec = dict(op='occlude', strength=strength, kind=kind)
-    P = lambda pts, s: np.round(np.asarray(pts) * s).astype(np.int32)
-    col = lambda c: torch.tensor(c, dtype=torch.float32, device=dev).view(1, 3, 1, 1)
-    comp = lambda img, a, c: img * (1 - a) + a * c
-    T = lambda a: torch.from_numpy(a).to(dev)[None, None]
+    rec = dict(op='occlude', strength=strength, kind=kind)
     if strength == 0: return fc, rec
-    if kind == 'glasses':
-        frame, lens = np.zeros((S * 4, S * 4), np.float32), np.zeros((S * 4, S * 4), np.float32)
-        thick = int(round(4 * (0.9 + 1.2 * strength)))
-        shape = rng.choice(['round', 'rect'])
-        cs = []
-        for eye in (lm[36:42], lm[42:48]):
-            c = eye.mean(0) + [0, 0.02 * W]; w = 0.3 * W * (1 + 0.08 * rng.uniform(-1, 1)); h = w * (0.7 if shape == 'rect' else 0.82)
-            cs.append(c)
-            if shape == 'round':
-                cv2.ellipse(frame, (P(c, 4)[0], P(c, 4)[1]), (int(w * 4 / 2 * 1.05), int(h * 4 / 2)), 0, 0, 360, 1., thick, cv2.LINE_AA)
-                cv2.ellipse(lens, (P(c, 4)[0], P(c, 4)[1]), (int(w * 4 / 2 * 1.05), int(h * 4 / 2)), 0, 0, 360, 1., -1, cv2.LINE_AA)
-            else:
-                p1, p2 = P(c - [w / 2 * 1.05, h / 2], 4), P(c + [w / 2 * 1.05, h / 2], 4)
-                cv2.rectangle(frame, tuple(p1), tuple(p2), 1., thick, cv2.LINE_AA); cv2.rectangle(lens, tuple(p1), tuple(p2), 1., -1, cv2.LINE_AA)
-        cv2.line(frame, tuple(P(cs[0] + [0.15 * W, -0.03 * W], 4)), tuple(P(cs[1] - [0.15 * W, 0.03 * W], 4)), 1., thick, cv2.LINE_AA)
-        cv2.line(frame, tuple(P(cs[0] - [0.155 * W, 0], 4)), tuple(P(lm[0] + [0, -0.02 * W], 4)), 1., thick, cv2.LINE_AA)
-        cv2.line(frame, tuple(P(cs[1] + [0.155 * W, 0], 4)), tuple(P(lm[16] + [0, -0.02 * W], 4)), 1., thick, cv2.LINE_AA)
-        frame, lens = cv2.resize(frame, (S, S), interpolation=cv2.INTER_AREA), cv2.resize(lens, (S, S), interpolation=cv2.INTER_AREA)
-        tint = float(0.12 + 0.5 * strength ** 2 * (rng.random() < 0.4))
-        fc_col = [[0.05, 0.05, 0.05], [0.35, 0.22, 0.1], [0.6, 0.6, 0.62]][int(rng.integers(3))]
-        img = comp(img, T(lens) * tint, col([0.1, 0.1, 0.12])); img = comp(img, T(frame), col(fc_col))
-        rec.update(shape=str(shape), tint=tint)
-    elif kind == 'hair':
-        n = int(8 + 40 * strength); side = rng.choice([-1, 1])
-        hair_col = np.array([[0.08, 0.06, 0.05], [0.25, 0.16, 0.09], [0.45, 0.32, 0.18], [0.6, 0.5, 0.35]][int(rng.integers(4))])
-        brow = lm[17:27].mean(0); top = brow - [0, 0.45 * W]
-        def strands(m, s):
-            for k in range(n):
-                x0 = top + [rng.uniform(-0.35, 0.35) * W, rng.uniform(-0.05, 0.05) * W]
-                reach = rng.uniform(0.35, 0.55 + 0.45 * strength) * W
-                bend = rng.uniform(0.2, 0.6)
-                pts = [x0 + [side * reach * bend * t ** 2 + 0.03 * W * np.sin(6 * t + k), reach * t] for t in np.linspace(0, 1, 16)]
-                cv2.polylines(m, [P(pts, s)], False, float(rng.uniform(0.5, 0.95)), int(rng.integers(1, 4)), cv2.LINE_AA)
-        a = np.clip(_draw(S, strands), 0, 1)
-        img = comp(img, T(a), col(hair_col * rng.uniform(0.8, 1.2)))
-        rec.update(strands=n, side=int(side))
-    elif kind == 'hand':
-        side = rng.choice([-1, 1]); jaw = lm[3] if side < 0 else lm[13]
-        cheek = img[0, :, int(lm[29, 1]) - 2:int(lm[29, 1]) + 3,
-                    int((lm[29, 0] + jaw[0]) / 2) - 2:int((lm[29, 0] + jaw[0]) / 2) + 3].reshape(3, -1).mean(1)
-        L = (0.3 + 0.25 * strength) * W; base = lm[8] + [side * (0.1 + 0.15 * strength) * W, 0.12 * W]; ang = np.deg2rad(-90 - side * rng.uniform(10, 40))
-        dirv = np.array([np.cos(ang), np.sin(ang)]); perp = np.array([-dirv[1], dirv[0]])
-        def hand(m, s):
-            cv2.ellipse(m, tuple(P(base, s)), (int(0.26 * W * s), int(0.2 * W * s)), float(np.degrees(ang)), 0, 360, 1., -1, cv2.LINE_AA)
-            for k in range(4):
-                st = base + perp * (k - 1.5) * 0.11 * W
-                cv2.line(m, tuple(P(st, s)), tuple(P(st + dirv * L * (0.8 + 0.2 * (k in (1, 2))), s)), 1., int(0.1 * W * s), cv2.LINE_AA)
-        a = np.clip(_draw(S, hand), 0, 1)
-        import cv2 as _c
-        shade = _c.GaussianBlur(a, (0, 0), 0.04 * W)
-        c = cheek.view(1, 3, 1, 1) * (0.75 + 0.3 * T(shade))
-        img = comp(img, T(a), c); rec.update(side=int(side))
-    else:                                                 # surgical mask
-        top_y = lm[28, 1] + (lm[29, 1] - lm[28, 1]) * (1 - strength)
-        poly = np.concatenate([[lm[1] + [0, top_y - lm[1, 1]]], lm[2:15], [lm[15] + [0, top_y - lm[15, 1]]], [[lm[27, 0], top_y - 0.03 * W]]])
-        poly = np.concatenate([poly[:1], poly[1:-2] + (poly[1:-2] - lm[30]) * 0.04, poly[-2:]])
-        a = np.clip(_draw(S, lambda m, s: cv2.fillPoly(m, [P(poly, s)], 1., cv2.LINE_AA)), 0, 1)
-        g = torch.arange(S, dtype=torch.float32); ys = g[:, None].expand(S, S)
-        pleat = 1 - 0.08 * (torch.sin((ys - top_y) / (0.06 * W) * math.pi) > 0.7).float()
-        mcol = [[0.62, 0.78, 0.9], [0.92, 0.93, 0.95], [0.15, 0.15, 0.17]][int(rng.integers(3))]
-        img = comp(img, T(a), col(mcol) * pleat.to(dev)); rec.update(colour=mcol)
-    return fc.replace(img.clamp(0, 1)), rec
+    W = float(np.linalg.norm(fc.lm[16] - fc.lm[0]))
+    img, extra = _DRAW_OCCLUDER[kind](fc.image, fc.lm, fc.S, W, strength, rng)
+    return fc.replace(img.clamp(0, 1)), {**rec, **extra}
 
 # %% ../nbs/03_synth.ipynb
 def luminance(img) -> torch.Tensor:
@@ -574,14 +549,14 @@ def bank_pairs(canvases: list[FaceCanvas], max_median: float = 0.08, max_point: 
         for j, b in enumerate(good):
             if i == j: continue
             W = face_width(a.lm)
-            bj = apply_affine(similarity(five_points(b.lm), five_points(a.lm)), b.lm)
+            bj = apply_affine(similarity_transform(five_points(b.lm), five_points(a.lm)), b.lm)
             d = np.linalg.norm(bj - a.lm, axis=1) / W
             if np.median(d) > max_median or d.max() > max_point: continue
             S = a.S
             warped = tps_warp(b.image.cpu(), b.lm, a.lm)
             ya, yb = luminance(a.image.cpu()), luminance(warped)
             s = sigma * S
-            r = (_gblur(yb, s) / _gblur(ya, s).clamp_min(0.02)).clamp(0.5, 2.)
+            r = (gaussian_blur(yb, s, padding='replicate') / gaussian_blur(ya, s, padding='replicate').clamp_min(0.02)).clamp(0.5, 2.)
             m = face_mask(a.lm, S, 0.3)[None, None]
             r = 1 + (r - 1) * m
             fm = face_mask(a.lm, S, 0.05)[None, None] > 0.5
@@ -690,7 +665,7 @@ def generate(photo, n: int = 8, *, backend: str = 'offline', seed: int = 0, devi
     tensor or a `FaceCanvas`), made by the registered `backend`, after the aligned original."""
     if backend not in BACKENDS: raise ValueError(f"unknown synth backend {backend!r}; registered: {sorted(BACKENDS)}")
     if not isinstance(n, (int, np.integer)) or n < 0: raise ValueError(f"n must be a non-negative int, got {n!r}")
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    device = default_device(device)
     fc = prepare(photo, face=face, device='cpu')
     orig = finish(fc)
     ims, recs = BACKENDS[backend](fc, int(n), int(seed), **kw) if n else ([], [])
@@ -729,7 +704,7 @@ def offline_variant(fc: FaceCanvas, rng, yaw: float | None = None, bank: Transfe
 @register_backend('offline')
 def offline_backend(fc: FaceCanvas, n: int, seed: int, bank='auto', strength: float = 1., max_yaw: float = 20.,
                     p_occlude: float = 0.25, progress: bool = False) -> tuple[list, list]:
-    "The default generator: 3D pose, transferred real variation, expression, light, camera and occluders."
+    "The offline generator: 3D pose, transferred real variation, expression, light, camera and occluders."
     _check_strength(strength)
     bank = _resolve_bank(bank)
     npose = (n + 1) // 2 if bank is not None and len(bank) else n
@@ -770,8 +745,8 @@ def _from_pretrained(cls, loc, kw, what, **extra):
         raise AssetNotFoundError(f"{what}: could not load from {loc}{hint}: {e}") from e
 
 def _dtype_device(device, dtype):
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    return device, dtype or (torch.float16 if str(device).startswith('cuda') else torch.float32)
+    device = default_device(device)
+    return device, dtype or (torch.float16 if device.type == 'cuda' else torch.float32)
 
 def load_img2img(path=None, device=None, dtype=None):
     "A diffusers `StableDiffusionImg2ImgPipeline` from `path` (directory or hub id), default the `sd15` asset."
@@ -820,10 +795,8 @@ def id_prompt_embeds(pipe, emb, prompt: str = 'photo of a id person', token: str
 
 def _realign(imgs) -> tuple[torch.Tensor, bool]:
     "Align a generated (1,3,H,W) image with facecloak.align; fall back to a plain resize when no face is found."
-    try:
-        from facecloak.align import align, to_pil
-        return align(to_pil(imgs)).image.cpu().float(), True
-    except Exception:
+    try: return align(to_pil(imgs)).image.cpu().float(), True
+    except PhotoError:                                   # NoFaceError: the generated image has no detectable face
         return F.interpolate(imgs.float(), size=(112, 112), mode='bilinear', align_corners=False, antialias=True), False
 
 @register_backend('img2img')
@@ -850,9 +823,7 @@ def arc2face_backend(fc: FaceCanvas, n: int, seed: int, pipe=None, path=None, ba
     """Identity-conditioned generation: embed the aligned photo with `id_model` (a FaceModel, a name for
     `facecloak.models.load_model`, or any callable (1,3,112,112)->(1,D)), condition Arc2Face on it, re-align."""
     pipe = pipe or load_arc2face(path, base, device)
-    if isinstance(id_model, str):
-        from facecloak.models import load_model
-        id_model = load_model(id_model, device='cpu')
+    if isinstance(id_model, str): id_model = load_model(id_model, device='cpu')
     with torch.no_grad(): e = id_model(finish(fc).cpu())
     pe = id_prompt_embeds(pipe, e.reshape(1, -1))
     ims, recs = [], []

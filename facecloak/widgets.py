@@ -4,35 +4,30 @@
 
 # %% ../nbs/07_widgets.ipynb 2
 from __future__ import annotations
-import html, inspect, io, json, os, threading, time
+import html, io, json, os, threading, time
 from collections import OrderedDict
 from pathlib import Path
-import numpy as np
+import numpy as np, torch
 from PIL import Image
 import ipywidgets as W
 
+import facecloak
+from .align import align, load_photo
+from .cloak import anchor_candidates, learn_mask
+from .models import LFW_THRESHOLDS, TARGETS, load_model
+
 # %% auto 0
-__all__ = ['CDN', 'Cancelled', 'load_image', 'to_png', 'mask_image', 'quality', 'default_learner', 'default_candidates',
-           'default_scorer', 'default_thresholds', 'FakeMask', 'fake_learner', 'fake_candidates', 'fake_scorer',
-           'CloakExplorer', 'renderer_scripts', 'embed_html', 'notebook_html']
+__all__ = ['CDN', 'Cancelled', 'to_png', 'mask_image', 'quality', 'default_learner', 'default_candidates', 'default_scorer',
+           'default_thresholds', 'FakeMask', 'fake_learner', 'fake_candidates', 'fake_scorer', 'CloakExplorer',
+           'renderer_scripts', 'embed_html', 'notebook_html']
 
 # %% ../nbs/07_widgets.ipynb
 class Cancelled(Exception):
     "Raised by the step callback when the user pressed Cancel: it ends the learner's run."
 
-def load_image(photo) -> Image.Image:
-    "An RGB PIL image from a PIL image, path, bytes or array (via `facecloak.align.load_photo` when it is there)."
-    if isinstance(photo, Image.Image): return photo.convert('RGB')
-    try: from facecloak.align import load_photo
-    except ImportError: load_photo = None
-    if load_photo is not None: return load_photo(photo)
-    if isinstance(photo, (bytes, bytearray)): return Image.open(io.BytesIO(photo)).convert('RGB')
-    if isinstance(photo, np.ndarray): return Image.fromarray(photo.astype(np.uint8)).convert('RGB')
-    return Image.open(photo).convert('RGB')
-
 def _array(img) -> np.ndarray:
     "HxWx3 uint8 of a PIL image, array or tensor in [0,1]."
-    if hasattr(img, 'detach'):
+    if torch.is_tensor(img):
         t = img.detach().float().cpu()
         if t.ndim == 4: t = t[0]
         return (t.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
@@ -70,23 +65,15 @@ def _field(c, key, default=None):
 
 def default_learner(photo, *, anchor=None, epsilon=8 / 255, steps=20, leakage_weight=0.5, callback=None, **kw):
     "`facecloak.cloak.learn_mask` behind the widget's learner interface."
-    from facecloak.cloak import learn_mask
-    params = inspect.signature(learn_mask).parameters
-    kw = dict(epsilon=epsilon, anchor=_field(anchor, 'name', anchor), steps=steps, leak_floor=1 - leakage_weight, **kw)
-    if 'progress' in params: kw.setdefault('progress', False)
-    if callback is not None and 'callback' in params: kw['callback'] = callback
-    return learn_mask(photo, **kw)
+    return learn_mask(photo, epsilon=epsilon, anchor=_field(anchor, 'name', anchor), steps=steps,
+                      leakage_weight=leakage_weight, callback=callback, **{'progress': False, **kw})
 
 def default_candidates(photo, k=6, **kw):
     "`facecloak.cloak.anchor_candidates` (the farthest identities of the anchor bank)."
-    from facecloak.cloak import anchor_candidates
     return anchor_candidates(photo, k, **kw)
 
 def default_scorer(models=None, device=None):
     "A scorer `f(original, protected) -> {model: cos}` with the recognition `models` (default TARGETS)."
-    import torch
-    from facecloak.models import load_model, TARGETS
-    from facecloak.align import align
     mods = [load_model(n, device=device) for n in (models or TARGETS)]
     memo = {}
     @torch.no_grad()
@@ -100,25 +87,20 @@ def default_scorer(models=None, device=None):
     return score
 
 def default_thresholds() -> dict:
-    "Per-model cosine thresholds at a 1e-3 false-accept rate on LFW (empty if unknown)."
-    try:
-        from facecloak.models import LFW_THRESHOLDS
-        return {k: v['far1e-3'] for k, v in LFW_THRESHOLDS.items() if 'far1e-3' in v}
-    except Exception: return {}
+    "Per-model cosine thresholds at a 1e-3 false-accept rate on LFW."
+    return {k: v['far1e-3'] for k, v in LFW_THRESHOLDS.items() if 'far1e-3' in v}
 
 # %% ../nbs/07_widgets.ipynb
 class FakeMask:
     "A mask-like object: `.delta` (1,3,H,W) and `.apply(photo)` adding it to the photo."
     def __init__(self, delta, epsilon): self.delta, self.epsilon = delta, epsilon
     def apply(self, photo):
-        import torch
-        a = torch.from_numpy(_array(load_image(photo)).copy()).permute(2, 0, 1)[None].float() / 255
+        a = torch.from_numpy(_array(load_photo(photo)).copy()).permute(2, 0, 1)[None].float() / 255
         d = torch.nn.functional.interpolate(self.delta, size=a.shape[-2:], mode='nearest')
         return Image.fromarray(_array((a + d).clamp(0, 1)))
 
 def fake_learner(photo, *, anchor=None, epsilon=8 / 255, steps=10, leakage_weight=0.5, callback=None, size=32, delay=0.0):
     "A fast stand-in learner with the widget's interface (deterministic in its arguments)."
-    import torch
     g = torch.Generator().manual_seed(abs(hash((str(_field(anchor, 'name', anchor)), steps))) % 2**31)
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing='ij')
     w = 1 - leakage_weight * (yy ** 2 + xx ** 2).clamp(max=1)
@@ -145,7 +127,7 @@ def _thumb(c, side: int) -> bytes:
     im = _field(c, 'image')
     if im is None: im = _field(c, 'source')
     if im is None: im = Image.new('RGB', (side, side), (200, 200, 200))
-    elif not hasattr(im, 'detach') and not isinstance(im, Image.Image): im = load_image(im)
+    elif not torch.is_tensor(im) and not isinstance(im, Image.Image): im = load_photo(im)
     if isinstance(im, Image.Image) and im.width != im.height:  # centre square of a photo
         s = min(im.size); l, t = (im.width - s) // 2, (im.height - s) // 2
         im = im.crop((l, t, l + s, t + s))
@@ -160,7 +142,7 @@ class CloakExplorer:
         if not 1 <= epsilon <= max_epsilon: raise ValueError(f"epsilon (in 1/255 units) must be in [1, {max_epsilon}], got {epsilon}")
         if steps < 1 or preview_steps < 1: raise ValueError(f"steps and preview_steps must be >= 1, got {steps}, {preview_steps}")
         if not 0 <= leakage_weight <= 1: raise ValueError(f"leakage_weight must be in [0, 1], got {leakage_weight}")
-        self.photo = load_image(photo)
+        self.photo = load_photo(photo)
         self.learner = learner or default_learner
         self.scorer = scorer if scorer is not None else default_scorer()
         self.thresholds = default_thresholds() if thresholds is None else thresholds
@@ -187,10 +169,11 @@ class CloakExplorer:
                                       style=dict(button_width=f'{thumb_side + 10}px'),
                                       tooltips=[str(_field(c, 'name', '')) for c in self.candidates])
         self.thumbs = W.HBox(thumbs)
-        self.epsilon = W.IntSlider(value=epsilon, min=1, max=max_epsilon, description='ε (/255)', continuous_update=False)
-        self.steps = W.IntSlider(value=steps, min=1, max=max(200, steps), description='steps', continuous_update=False)
-        self.leakage = W.FloatSlider(value=leakage_weight, min=0, max=1, step=0.05, description='leakage wt',
-                                     continuous_update=False, readout_format='.2f')
+        sl = dict(continuous_update=False, style=dict(description_width='120px'))
+        self.epsilon = W.IntSlider(value=epsilon, min=1, max=max_epsilon, description='ε (/255)', **sl)
+        self.steps = W.IntSlider(value=steps, min=1, max=max(200, steps), description='steps', **sl)
+        self.leakage_weight = W.FloatSlider(value=leakage_weight, min=0, max=1, step=0.05, description='leakage_weight',
+                                            readout_format='.2f', **sl)
         self.run_button = W.Button(description='Run', tooltip='learn with the chosen steps')
         self.cancel = W.Button(description='Cancel', button_style='warning', disabled=True)
         self.progress = W.IntProgress(value=0, min=0, max=1, description='progress')
@@ -204,12 +187,12 @@ class CloakExplorer:
         self.bar_box = W.VBox([W.HTML('<b>similarity to the original</b>')])
         cap = lambda t, w: W.VBox([W.HTML(f'<b>{t}</b>'), w])
         self.anchor.observe(self._on_anchor, names='value')
-        for s in (self.epsilon, self.steps, self.leakage): s.observe(self._on_control, names='value')
+        for s in (self.epsilon, self.steps, self.leakage_weight): s.observe(self._on_control, names='value')
         self.run_button.on_click(lambda _: self.update())
         self.cancel.on_click(lambda _: self.request_cancel())
         self.widget = W.VBox([
             W.HTML('<b>Choose an anchor</b> (ranked: least similar to you first)'), self.thumbs, self.anchor,
-            W.HBox([W.VBox([self.epsilon, self.steps, self.leakage]), W.VBox([W.HBox([self.run_button, self.cancel]), self.progress, self.status])]),
+            W.HBox([W.VBox([self.epsilon, self.steps, self.leakage_weight]), W.VBox([W.HBox([self.run_button, self.cancel]), self.progress, self.status])]),
             W.HBox([cap('original', self.original), cap('protected', self.protected), cap('mask (±ε)', self.mask_view),
                     W.VBox([self.quality, self.bar_box])])])
 
@@ -223,7 +206,7 @@ class CloakExplorer:
         "Cache key of the current controls: (anchor name, ε in 1/255, steps, leakage weight)."
         c = self.candidates[self.anchor.value]
         return (str(_field(c, 'name', self.anchor.value)), int(self.epsilon.value),
-                int(self.preview_steps if preview else self.steps.value), round(float(self.leakage.value), 3))
+                int(self.preview_steps if preview else self.steps.value), round(float(self.leakage_weight.value), 3))
 
     def update(self, preview: bool = False):
         "Show the result for the current controls: from the cache, or by running the learner."
@@ -304,7 +287,6 @@ CDN = dict(require='https://cdnjs.cloudflare.com/ajax/libs/require.js/2.3.6/requ
            embed='https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@^1.0.1/dist/embed-amd.js')
 
 def _repo() -> Path:
-    import facecloak
     return Path(facecloak.__file__).resolve().parents[1]
 
 def renderer_scripts(node_modules=None, cdn: bool = False, search: bool = True) -> dict:

@@ -1,6 +1,7 @@
 """Tests of facecloak.align that notebooks do badly: files on disk, every kind of bad input, fuzzing.
 
-Run: pytest tests/test_align.py -q   (real photos come from FACECLOAK_DATA_DIR; those tests skip without it)
+Run: pytest tests/test_align.py -q   (real photos come from FACECLOAK_DATA_DIR; without them those tests fail
+with the asset's "not found" message)
 """
 import io, json, os, struct, subprocess, sys, zlib
 from pathlib import Path
@@ -13,10 +14,8 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from PIL import Image
 
 from facecloak import align as A
-from facecloak.assets import available, data_path, lfw_image
+from facecloak.assets import data_path, lfw_image
 
-HAVE_DATA = available('lfw') and available('celebahq')
-needs_data = pytest.mark.skipif(not HAVE_DATA, reason='needs the shared LFW / CelebA-HQ data (FACECLOAK_DATA_DIR)')
 fuzz = settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -65,7 +64,6 @@ def test_not_an_image(tmp_path):
     _raises(p, 'notes.jpg', 'not an image')
 
 
-@needs_data
 def test_truncated_jpeg(tmp_path):
     data = _lfw().read_bytes()
     p = tmp_path/'cut.jpg'; p.write_bytes(data[:len(data)//2])
@@ -135,7 +133,6 @@ def test_fuzz_random_bytes(data):
     assert im.mode == 'RGB'
 
 
-@needs_data
 @fuzz
 @given(cut=st.integers(0, 40_000), flips=st.lists(st.tuples(st.integers(0, 40_000), st.integers(0, 255)), max_size=8))
 def test_fuzz_corrupted_jpeg(cut, flips):
@@ -205,6 +202,62 @@ def test_array_and_tensor_sources():
     assert np.array_equal(np.asarray(A.load_photo(_png_bytes(Image.fromarray(a)))), a)
 
 
+# ---------------------------------------------------------------- open_image: the same checks, the mode kept
+@fuzz
+@given(mode=st.sampled_from(MODES), w=st.integers(1, 40), h=st.integers(1, 40), seed=st.integers(0, 2**16))
+def test_fuzz_open_image_keeps_mode_and_load_photo_converts_it(mode, w, h, seed):
+    rgb = Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 4), dtype=np.uint8), 'RGBA')
+    im = rgb.convert(mode) if mode != 'I;16' else Image.fromarray(np.asarray(rgb.convert('L')).astype(np.uint16)*257)
+    got = A.open_image(im)
+    assert got.mode == mode and got.size == (w, h) and got.tobytes() == im.tobytes()
+    assert np.array_equal(np.asarray(A.load_photo(im.copy())), np.asarray(A._to_rgb8(got)))
+
+
+@pytest.mark.parametrize('mode,fmt', [('P', 'PNG'), ('LA', 'PNG'), ('RGBA', 'PNG'), ('I;16', 'PNG'),
+                                      ('CMYK', 'JPEG'), ('F', 'TIFF'), ('1', 'PNG'), ('L', 'JPEG')])
+@pytest.mark.parametrize('o', [1, 6, 3])
+def test_open_image_files_keep_mode_and_turn_upright(tmp_path, mode, fmt, o):
+    g = np.random.default_rng(0).integers(0, 256, (6, 10, 4), dtype=np.uint8)
+    up = Image.fromarray(g, 'RGBA').convert(mode) if mode not in ('I;16', 'F') else \
+        Image.fromarray(g[..., 0].astype(np.uint16)*257 if mode == 'I;16' else g[..., 0].astype(np.float32)/255)
+    stored = up if _UNDO[o] is None else up.transpose(_UNDO[o])
+    ex = Image.Exif(); ex[0x0112] = o
+    p = tmp_path/f'x.{fmt.lower()}'; stored.save(p, fmt, exif=ex.tobytes())
+    got = A.open_image(p)
+    assert got.mode == Image.open(p).mode and got.size == (10, 6) and got.info['source'] == str(p)
+    if mode == 'CMYK' and fmt == 'JPEG': assert got.mode == 'CMYK'
+    elif fmt != 'JPEG': assert got.mode == mode and np.array_equal(np.asarray(got), np.asarray(up))
+    assert np.array_equal(np.asarray(A.load_photo(p)), np.asarray(A._to_rgb8(got)))
+
+
+def test_open_image_refuses_what_load_photo_refuses(tmp_path):
+    (tmp_path/'empty.jpg').write_bytes(b''); (tmp_path/'notes.jpg').write_text('notes')
+    (tmp_path/'bomb.png').write_bytes(_bomb_png(100_000, 100_000))
+    cut = tmp_path/'cut.png'
+    cut.write_bytes(_png_bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)))[:2000])
+    for src in [tmp_path/'nope.jpg', tmp_path, tmp_path/'empty.jpg', tmp_path/'notes.jpg', tmp_path/'bomb.png', cut, b'', 12345,
+                np.zeros((4, 4, 7)), torch.zeros(2, 3, 4, 4), Image.new('RGB', (0, 0))]:
+        msgs = []
+        for f in (A.open_image, A.load_photo):
+            with pytest.raises(A.PhotoError) as e: f(src)
+            msgs.append(str(e.value))
+        assert msgs[0] == msgs[1], msgs
+
+
+def test_open_image_sources():
+    a = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    pal = Image.fromarray(a).convert('P')
+    b = io.BytesIO(_png_bytes(pal))
+    assert A.open_image(b).mode == 'P'                                       # an open binary file
+    assert A.open_image(pal) is pal                                          # nothing to do: no copy
+    assert np.array_equal(np.asarray(A.open_image(a.astype(np.float32)/255)), a)   # float array in [0,1]
+    t = torch.from_numpy(a).permute(2, 0, 1).float()/255
+    assert np.array_equal(np.asarray(A.open_image(t)), a) and np.array_equal(np.asarray(A.open_image(t[None])), a)
+    assert A.open_image(np.zeros((3, 4), np.uint8)).mode == 'L' and A.open_image(np.zeros((3, 4, 4), np.uint8)).mode == 'RGBA'
+    with pytest.raises(A.PhotoError, match='over the limit'): A.open_image(Image.new('P', (200, 200)), max_pixels=1000)
+    with pytest.raises(A.PhotoError, match='mine.png'): A.open_image(b'junk', name='mine.png')
+
+
 # ---------------------------------------------------------------- EXIF orientation: all eight
 _UNDO = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
          5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}
@@ -224,7 +277,6 @@ def test_exif_orientation(o):
     assert got.size == (10, 6) and np.array_equal(np.asarray(got), np.asarray(up))
 
 
-@needs_data
 def test_exif_rotated_phone_photo_aligns_like_upright(tmp_path):
     up = A.load_photo(_lfw())
     p = tmp_path/'phone.jpg'; p.write_bytes(_with_orientation(up, 6, 'JPEG', quality=95))
@@ -340,7 +392,6 @@ def test_fuzz_delta_round_trip(scale, angle, seed):
     assert float(err.mean()) < 0.02*float(delta.abs().mean()) and float(err.max()) < 0.03
 
 
-@needs_data
 def test_photo_round_trip_inside_face_region():
     photo = A.load_photo(_lfw())
     a = A.align(photo)
@@ -368,7 +419,6 @@ def test_template_scaling_commutes_with_resize():
 
 
 # ---------------------------------------------------------------- selection
-@needs_data
 def test_select_rules():
     A1, B = A.load_photo(_lfw()), A.load_photo(_lfw('Aaron_Eckhart'))
     canvas = Image.new('RGB', (600, 420), (90, 90, 90))
@@ -380,8 +430,60 @@ def test_select_rules():
     with pytest.raises(ValueError, match='select'): A.align(canvas, select='smallest')
 
 
+# ---------------------------------------------------------------- detect_batch
+def test_detect_batch_is_detect_per_photo(tmp_path):
+    lfw = [_lfw('Aaron_Peirsol', i) for i in (1, 2)]
+    big = tmp_path/'big.png'; A.load_photo(_lfw('Aaron_Eckhart')).resize((1500, 1500)).save(big)   # detected at 1024
+    junk = tmp_path/'junk.jpg'; junk.write_text('nope')
+    photos = [lfw[0], big, junk, A.load_photo(lfw[1]), Image.new('RGB', (250, 250), 'grey')]
+    for kw in (dict(), dict(max_side=512), dict(threshold=0.999)):
+        res = A.detect_batch(photos, device='cpu', **kw)
+        assert len(res) == 5 and isinstance(res[2], A.PhotoError) and 'junk.jpg' in str(res[2]) and res[4] == []
+        for p, r in zip(photos, res):
+            if p is junk: continue
+            one = A.detect(p, device='cpu', **kw)
+            assert len(r) == len(one) and all(np.allclose(f.landmarks, g.landmarks, atol=1e-2) and
+                                              np.allclose(f.box, g.box, atol=1e-2) for f, g in zip(r, one))
+        assert all(r[k].area >= r[k + 1].area for r in res if isinstance(r, list) for k in range(len(r) - 1))
+
+
+def test_detect_batch_groups_and_failures():
+    calls = []
+    class Det:
+        name = 'mtcnn'
+        def __call__(self, a): calls.append((1, a.shape)); return A.get_detector('mtcnn', 'cpu')(a)
+        def batch(self, arrays):
+            calls.append((len(arrays), arrays[0].shape))
+            if arrays[0].shape[0] == 90: raise RuntimeError('out of memory')
+            return A.get_detector('mtcnn', 'cpu').batch(arrays)
+    grey = lambda w, h: Image.new('RGB', (w, h), 'grey')
+    res = A.detect_batch([grey(120, 90), _lfw(), grey(120, 90), _lfw('Aaron_Eckhart'), grey(60, 60)], Det())
+    assert sorted(calls) == [(1, (60, 60, 3)), (2, (90, 120, 3)), (2, (250, 250, 3))]
+    assert isinstance(res[0], RuntimeError) and res[0] is res[2] and len(res[1]) == 1 and len(res[3]) == 1 and res[4] == []
+    class Short:
+        def __call__(self, a): return []
+        def batch(self, arrays): return [[]]
+    res = A.detect_batch([grey(50, 50), grey(50, 50)], Short())
+    assert all(isinstance(r, ValueError) and '1 results for 2 photos' in str(r) for r in res)
+
+
+def test_face_landmarks_raises_detector_failures_keeps_photo_errors(tmp_path):
+    junk = tmp_path/'junk.jpg'; junk.write_text('nope')
+    def broken(a): raise RuntimeError('detector broke')
+    with pytest.raises(RuntimeError, match='detector broke'): A.face_landmarks([_lfw(), junk], broken, progress=False)
+    res = A.face_landmarks([junk, _lfw()], progress=False)
+    assert isinstance(res[0], A.PhotoError) and len(res[1]) == 1
+
+
+def test_landmark_cache_write_failure_warns(tmp_path, monkeypatch):
+    (tmp_path/'ro').write_text('a file where the cache folder should be')
+    monkeypatch.setenv('FACECLOAK_CACHE_DIR', str(tmp_path/'ro'))
+    with pytest.warns(UserWarning, match='cannot write the landmark cache'):
+        res = A.face_landmarks([_lfw()], progress=False)
+    assert len(res[0]) == 1
+
+
 # ---------------------------------------------------------------- align_paths and its cache
-@needs_data
 def test_align_paths_cache(tmp_path, monkeypatch):
     src = [_lfw('Aaron_Peirsol', i) for i in (1, 2)]
     ps = []
@@ -410,7 +512,6 @@ def test_align_paths_cache(tmp_path, monkeypatch):
     assert not (tmp_path/'cache2').exists()
 
 
-@needs_data
 def test_align_paths_missing_and_bad(tmp_path):
     good = _lfw()
     blank = tmp_path/'blank.png'; Image.new('RGB', (250, 250), 'grey').save(blank)
@@ -423,7 +524,6 @@ def test_align_paths_missing_and_bad(tmp_path):
     with pytest.raises(ValueError): A.align_paths([good], on_missing='ignore')
 
 
-@needs_data
 def test_align_paths_sphereface_and_batching():
     ps = [_lfw('Aaron_Peirsol', i) for i in (1, 2, 3)]
     a = A.align_paths(ps, size=(112, 96), template='sphereface', batch_size=2, progress=False)
@@ -433,7 +533,6 @@ def test_align_paths_sphereface_and_batching():
 
 
 # ---------------------------------------------------------------- memory on a big photo
-@needs_data
 def test_big_photo_bounded_memory(tmp_path):
     "A 6000x4000 JPEG aligns without ever holding a float copy of the photo (288 MB)."
     big, celeb = tmp_path/'big.jpg', sorted(data_path('celebahq').glob('*.jpg'))[0]

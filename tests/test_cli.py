@@ -1,9 +1,10 @@
 """The command line and the safety of files: bad inputs, never overwriting, atomic writes, EXIF, names.
 
 These run the real `facecloak` entry point in process (`facecloak.cli.main`) on real photos from the
-shared data folder, with a random mask (no learning), so they take seconds.
+shared data folder (FACECLOAK_DATA_DIR: CI always has it), with a random mask (no learning), so they
+take seconds. The tiny evaluation run of `facecloak eval --tiny` is in tests/test_evaluate.py.
 """
-import hashlib, io, os, shutil, struct, zlib
+import hashlib, io, os, re, shutil, struct, subprocess, sys, zlib
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,6 @@ from PIL import Image
 
 from facecloak import assets
 from facecloak.cli import main, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, EXIT_NOTHING
-
-pytestmark = pytest.mark.skipif(not assets.available('lfw'), reason='LFW not found: set FACECLOAK_DATA_DIR')
 
 EPS = 8 / 255
 
@@ -260,7 +259,10 @@ def test_apply_streams_in_chunks_with_one_batched_detection_each(mask_file, tmp_
     monkeypatch.setattr(A, 'get_detector', lambda *a, **k: Spy())
     loaded = []
     real_load = A.load_photo
-    monkeypatch.setattr(A, 'load_photo', lambda f, **k: (loaded.append(Path(f).name), real_load(f, **k))[1])
+    def spy(f, **k):                           # the files the command reads (detection also re-checks the decoded images)
+        if isinstance(f, (str, os.PathLike)): loaded.append(Path(f).name)
+        return real_load(f, **k)
+    monkeypatch.setattr(A, 'load_photo', spy)
     assert main(['apply', str(mask_file), str(d), '-o', str(tmp_path/'o'), '-q', '--chunk', '2']) == EXIT_SKIPPED
     assert calls == [2, 2, 1]                  # one detection call per chunk, the chunk's photos together
     assert sorted(p.name for p in (tmp_path/'o').iterdir()) == [f'p{i}.jpg' for i in range(5)]
@@ -269,7 +271,6 @@ def test_apply_streams_in_chunks_with_one_batched_detection_each(mask_file, tmp_
 
 
 def test_apply_with_workers_matches_in_process(mask_file, tmp_path, capsys):
-    pytest.importorskip('dask.distributed')
     d = tmp_path/'in'; d.mkdir()
     people = list(assets.lfw_people(min_photos=10).values())
     for i in range(4): shutil.copy(people[i][1], d/f'p{i}.jpg')
@@ -292,12 +293,14 @@ def test_apply_with_workers_matches_in_process(mask_file, tmp_path, capsys):
     assert main(args + ['-o', str(tmp_path/'c'), '--workers', '-1']) == EXIT_USAGE
 
 
-def test_demo_prints_the_protection_table(capsys):
-    "The README's main job, on a small gallery: learns from one photo and reports every model."
+def test_demo_prints_the_protection_table_and_a_verdict(capsys):
+    "The README's main job, on a small gallery and bank: learns from one photo and reports every model."
     from facecloak.models import TARGETS
-    assert main(['demo', '--probes', '2', '--distractors', '40']) == EXIT_OK
-    out = capsys.readouterr().out
+    assert main(['demo', '--probes', '2', '--distractors', '40', '--anchors', '30']) == EXIT_OK
+    said = capsys.readouterr()
+    out = said.out
     assert 'ONE photo' in out and 'face SSIM' in out
+    assert 'gallery 1 + 40 distractors' in out and 'anchor bank 30 people x 1 photo' in out     # the sizes it used
     rows = [l for l in out.splitlines() if l.split(' ')[0] in TARGETS]
     assert len(rows) == sum(assets.available(t) for t in TARGETS) >= 3
     assert {'white', 'black'} <= {r.split()[1] for r in rows}
@@ -305,6 +308,43 @@ def test_demo_prints_the_protection_table(capsys):
     assert all(r.split()[5] == '0.00' for r in rows), rows
     # and the cloak lowers the similarity to the person's gallery photo on the models it was learned with
     assert all(float(r.split()[4]) < float(r.split()[2]) for r in rows if r.split()[1] == 'white'), rows
+    # the verdict, counted from the same records as the table: 2 photos x each black-box model
+    black = [r.split() for r in rows if r.split()[1] == 'black']
+    m = re.fullmatch(r'protected (\d+) of (\d+) photo-model pairs against models never used to learn the cloak '
+                     r'\((.+)\); without the cloak: 0 of (\d+)', out.strip().splitlines()[-1])
+    assert m, out.strip().splitlines()[-1]
+    assert int(m[2]) == int(m[4]) == 2 * len(black) and m[3].split(', ') == [r[0] for r in black]
+    assert int(m[1]) == round(sum(float(r[7]) * 2 for r in black))
+    # not a terminal: one line per phase with its seconds, no progress-bar redraws
+    phases = said.err.strip().splitlines()
+    assert '\r' not in said.err and len(phases) == 5, said.err[-2000:]
+    assert all(re.search(r' \.\.\. \d+\.\d s$', l) for l in phases), phases
+    assert phases[1].startswith('building the gallery of 41 identities')
+
+
+def test_demo_refuses_bad_sizes(capsys):
+    assert main(['demo', '--anchors', '0']) == EXIT_USAGE
+    assert '--anchors 0 is out of range' in capsys.readouterr().err
+
+
+def test_eval_help_and_bad_values_fail_fast(capsys):
+    "`facecloak eval` answers --help and refuses bad values before loading anything (no torch import)."
+    r = subprocess.run([sys.executable, '-c', 'import sys; from facecloak.cli import main; sys.exit(main())', 'eval', '--help'],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for opt in ('--subjects', '--probes', '--methods', '--epsilons', '--sweep', '--mode', '--conditions', '--distractors',
+                '--targets', '--scheduler', '--workers', '--memory-limit', '--device', '--out', '--figures', '--tiny'):
+        assert opt in r.stdout, opt
+    r = subprocess.run([sys.executable, '-c', 'import sys, facecloak.cli as c; c.parser().parse_args(["eval"]); '
+                        'print("torch" in sys.modules)'], capture_output=True, text=True)
+    assert r.stdout.strip() == 'False', r.stderr        # the parser alone never imports torch: --help stays fast
+    for args, why in [(['--methods', 'none,magic'], "unknown method 'magic'"), (['--epsilons', '4,x'], 'grey levels'),
+                      (['--epsilons', '40'], 'out of range'), (['--conditions', 'clean,fog'], 'unknown fog'),
+                      (['--subjects', '0'], '--subjects 0'), (['--workers', '0'], '--workers 0')]:
+        assert main(['eval', *args]) == EXIT_USAGE, args
+        assert why in capsys.readouterr().err, args
+    with pytest.raises(SystemExit) as e: main(['eval', '--mode', 'sideways'])
+    assert e.value.code == 2 and 'invalid choice' in capsys.readouterr().err
 
 
 def test_check_reads_cloaked_photos_as_given(tmp_path, capsys):
@@ -315,8 +355,8 @@ def test_check_reads_cloaked_photos_as_given(tmp_path, capsys):
     m = tmp_path/'me.mask'
     learn_mask(ims[0], steps=10, progress=False).save(m)
     clean = tmp_path/'clean'; clean.mkdir(); shutil.copy(ims[1], clean/'a.jpg')
-    out = tmp_path/'out'
-    assert main(['apply', str(m), str(clean), '-o', str(out), '-q']) == EXIT_OK
+    out = tmp_path/'out'        # written as JPEG q=90, as --simulate writes it in memory: the same photo either way
+    assert main(['apply', str(m), str(clean), '-o', str(out), '-q', '--quality', '90']) == EXIT_OK
     capsys.readouterr()
     main(['check', str(m), str(out), '--originals', str(clean)])
     rows = [l.split() for l in capsys.readouterr().out.splitlines() if l.split() and l.split()[0].endswith('a.jpg')]

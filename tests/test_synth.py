@@ -1,7 +1,8 @@
 "Fast checks of facecloak.synth that need no weights or data (the notebook tests the rest)."
 import numpy as np, pytest, torch
-from facecloak.synth import (ARCFACE_5, MEAN_68, FaceCanvas, five_points, similarity, apply_affine, tps_map, render,
-                             finish, generic_landmarks, pose, expression, relight, camera, occlude, generate, BACKENDS)
+from facecloak.align import ARCFACE_112, apply_affine, similarity_transform
+from facecloak.synth import (MEAN_68, FaceCanvas, five_points, tps_map, render, finish, generic_landmarks,
+                             pose, expression, relight, camera, occlude, generate, BACKENDS, OCCLUDERS)
 
 def _canvas(seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -9,12 +10,17 @@ def _canvas(seed=0):
     lm = (MEAN_68 + 14).astype(np.float32)
     return FaceCanvas(img, lm, lm.copy())
 
-def test_similarity_roundtrip():
-    M = np.array([[1.1, 0.3, -4.], [-0.3, 1.1, 7.]], np.float32)
-    np.testing.assert_allclose(similarity(ARCFACE_5, apply_affine(M, ARCFACE_5)), M, atol=1e-4)
+def test_finish_undoes_a_similarity_of_the_landmarks():
+    "Moving the landmarks by a similarity and re-aligning brings the five points back onto the original ones."
+    fc = _canvas(); M = np.array([[1.02, 0.05, -2.], [-0.05, 1.02, 1.5]])
+    moved = fc.replace(lm=apply_affine(M, fc.lm))
+    np.testing.assert_allclose(similarity_transform(five_points(moved.lm), five_points(fc.lm0))[:, :2] @ M[:, :2],
+                               np.eye(2), atol=1e-5)
+    assert finish(moved).shape == (1, 3, 112, 112)
+    assert (finish(moved) - finish(fc)).abs().mean() > 1e-3     # the canvas itself did not move, so the crop does
 
 def test_generic_landmarks_follow_five_points():
-    lm5 = apply_affine(np.array([[0.8, 0, 10], [0, 0.8, 5]]), ARCFACE_5)
+    lm5 = apply_affine(np.array([[0.8, 0, 10], [0, 0.8, 5]]), ARCFACE_112)
     np.testing.assert_allclose(five_points(generic_landmarks(lm5)), lm5, atol=2.5)
 
 def test_tps_interpolates():
@@ -34,6 +40,14 @@ def test_strength_zero_is_identity(fn):
     fc = _canvas(); out, rec = fn(fc, 0., rng=0)
     torch.testing.assert_close(finish(out), finish(fc), atol=2e-3, rtol=0)
     with pytest.raises(ValueError, match='strength'): fn(fc, -0.1)
+
+@pytest.mark.parametrize('kind', OCCLUDERS)
+def test_occluders_draw_and_are_seeded(kind):
+    fc = _canvas(2)
+    a, ra = occlude(fc, 0.6, kind=kind, rng=3); b, rb = occlude(fc, 0.6, kind=kind, rng=3)
+    assert ra == rb and ra['kind'] == kind and torch.equal(a.image, b.image)
+    assert (a.image - fc.image).abs().amax(1).gt(0.1).float().mean() > 0.01
+    np.testing.assert_array_equal(a.lm, fc.lm)                 # an occluder moves no landmark
 
 def test_generate_offline_without_bank():
     fc = _canvas(1)

@@ -71,11 +71,23 @@ def test_cancel_stops_the_learner_and_caches_nothing():
             callback(t, n)
         return fake_learner(photo, callback=cb, **kw)
     ex.learner = learner
-    ex.leakage.value = 1.0
+    ex.leakage_weight.value = 1.0
     assert steps_done == [1, 2, 3, 4] and ex.history[-1][1] == 'cancelled'
     assert ex.shown == shown and ex.protected.value == img and ex.key() not in ex.cache
     with pytest.raises(Cancelled):
         ex._cancel.set(); ex._callback(1, 2)
+
+
+def test_default_learner_passes_the_controls_to_learn_mask_unchanged(monkeypatch):
+    "The slider's leakage_weight is learn_mask's leakage_weight (no translation), and Cancel's callback goes through."
+    import facecloak.widgets as Wd
+    seen = []
+    monkeypatch.setattr(Wd, 'learn_mask', lambda photo, **kw: seen.append((photo, kw)))
+    cb = lambda t, n: None
+    Wd.default_learner('me.jpg', anchor={'name': 'Ann', 'similarity': -0.1}, epsilon=6 / 255, steps=7, leakage_weight=0.8, callback=cb)
+    assert seen == [('me.jpg', dict(epsilon=6 / 255, anchor='Ann', steps=7, leakage_weight=0.8, callback=cb, progress=False))]
+    ex = _explorer(leakage_weight=0.2)
+    assert ex.leakage_weight.value == 0.2 and ex.leakage_weight.description == 'leakage_weight' and ex.shown[3] == 0.2
 
 
 def test_embed_html_holds_the_current_state(tmp_path):

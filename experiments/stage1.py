@@ -1,11 +1,13 @@
 """Stage 1 under the shipped `learn_mask`: which training set (and which identity reference) protects a
 person's *other* photos, and how far each synthetic operation moves an image away from the person.
+The experiment behind experiments/stage1.md; its records are data/eval/stage1_dev.jsonl (`--seed 0`),
+data/eval/stage1_heldout.jsonl (`--seed 1`) and data/eval/stage1_drift_heldout.json (`drift --seed 1`).
 
     # protection of training sets, each "name;set[;key=value...]" (values are Python literals)
-    python benchmarks/bench_stage1.py protect 'aug;aug15' 'syn;syn15' 'real;real4' 'syn_refreal;syn15;reference="real4"' \
+    python experiments/stage1.py protect 'aug;aug15' 'syn;syn15' 'real;real4' 'syn_refreal;syn15;reference="real4"' \
         --people 12 --out /tmp/stage1.jsonl
     # identity drift of each offline operation, measured against the centre of the person's other photos
-    python benchmarks/bench_stage1.py drift --people 12
+    python experiments/stage1.py drift --people 12
 
 Sets are '+'-joined parts after the aligned photo, which always comes first: `augN` (N 2D augmentations,
 `facecloak.cloak.augment_set`), `synN[@strength[@max_yaw[@p_occlude]]]` (N offline synthetic images,
@@ -28,7 +30,7 @@ import argparse, ast, json, sys, time, hashlib
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from facecloak import evaluate as E, synth as S
-from facecloak.cloak import learn_mask, augment_set, aligned_images
+from facecloak.cloak import aligned_images, augment_set, bank_similarity, build_anchor_bank, embed, learn_mask, resolve_surrogates
 from facecloak.models import load_model, TARGETS
 
 
@@ -59,7 +61,6 @@ def one_op(fc, kind, n, strength, bank):
 @torch.no_grad()
 def most_like_photo(photo, n, k=3):
     "The `n` of `k*n` offline synthetic images whose surrogate embeddings are closest to the photo's (least identity drift)."
-    from facecloak.cloak import resolve_surrogates
     g = S.generate(photo, n * k, seed=0, device='cpu').images
     _, mods = resolve_surrogates(None, 'cpu')
     score = torch.stack([F.normalize(m(g), dim=-1) @ F.normalize(m(g[:1]), dim=-1)[0] for m in mods]).mean(0)
@@ -82,13 +83,17 @@ def own_transfer(photo, reals, geometry=True, light=True):
                       for i in range(len(bank))])
 
 
+def identity_centre(mods, names, x) -> dict:
+    "{surrogate: (1,D)} normalised mean embedding of the aligned images `x`: the identity `learn_mask` pushes away from."
+    return {n: F.normalize(e.mean(0, keepdim=True), dim=-1).cpu() for n, e in zip(names, embed(mods, x))}
+
+
 def morphs(photo, n, alpha, exclude=(), nearest=True):
     "The photo blended (weight `alpha`) with one photo each of `n` LFW look-alikes (or random people), warped onto its landmarks."
-    from facecloak.cloak import build_anchor_bank, bank_similarity, resolve_surrogates, _reference
     names, mods = resolve_surrogates(None, 'cpu')
     bank = build_anchor_bank(None, 'lfw', exclude=exclude, device='cpu', progress=False)
     fc = S.prepare(photo, device='cpu')
-    sim = bank_similarity(_reference(mods, names, S.finish(fc)), bank)
+    sim = bank_similarity(identity_centre(mods, names, S.finish(fc)), bank)
     order = sim.argsort(descending=True).tolist() if nearest else np.random.default_rng(0).permutation(len(sim)).tolist()
     out = []
     for j in order:
