@@ -31,6 +31,7 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=['facecloak', 'facecloak.*']),
     include_package_data=True,
+    package_data={'facecloak': ['prior.mask']},   # the cross-identity prior (benchmarks/bench_prior.py)
     install_requires=requirements,
     extras_require={'dev': dev_requirements},
     dependency_links=cfg.get('dep_links', '').split(),

@@ -143,10 +143,13 @@ def _why(e: Exception) -> str:
 # %% ../nbs/08_cli.ipynb
 def cmd_learn(a) -> int:
     "facecloak learn PHOTO -o me.mask"
-    from facecloak.cloak import learn_mask
+    from facecloak.cloak import learn_mask, load_prior
     out = Path(a.output)
     if out.exists() and not a.overwrite: return _err(f'{out} exists (use --overwrite to replace it)')
     kw = dict(epsilon=a.epsilon / 255, seed=a.seed)
+    if getattr(a, 'init', None):
+        try: kw['init'] = load_prior(None if a.init == 'prior' else a.init)
+        except Exception as e: return _err(f'--init {a.init}: {_why(e)}')
     if a.anchor: kw['anchor'] = a.anchor
     if a.steps: kw['steps'] = a.steps
     if a.surrogates: kw['surrogates'] = a.surrogates.split(',')
@@ -213,7 +216,8 @@ def _prepare(items, opts: dict, inputs, res: list) -> list:
 def protect_chunk(mask, items, opts: dict, inputs=frozenset()) -> list[tuple[str, str, str]]:
     """Protect one chunk of `items` ((file, base, error) triples): ('done', file, output) or ('skipped', file, why)
     per item, in order. `mask`: a `Mask` or a mask file path (loaded once per process). Detection is one batched
-    call for the chunk. `opts`: output, format, quality, keep_exif, overwrite, detector, max_side, device, min_face."""
+    call for the chunk. `opts`: output, format, quality, keep_exif, overwrite, detector, max_side, device, min_face,
+    refine (K learning steps on each photo first, `Mask.apply(refine=K)`)."""
     from facecloak import align as A
     from facecloak.cloak import MIN_FACE
     if isinstance(mask, (str, os.PathLike)): p = Path(mask); mask = _cached_mask(str(p), p.stat().st_mtime_ns)
@@ -229,7 +233,8 @@ def protect_chunk(mask, items, opts: dict, inputs=frozenset()) -> list[tuple[str
             if not fs: raise A.NoFaceError(f'no face found in the photo ({rgb.width}x{rgb.height})')
             face = mask.select_face(rgb, fs)                       # the user's face when there are several
             im = rgb if raw.mode == 'RGB' else A.open_image(f)     # apply keeps the input's mode
-            prot = protect_image(mask, im, face, min_face=opts.get('min_face', MIN_FACE))
+            prot = protect_image(mask, im, face, min_face=opts.get('min_face', MIN_FACE), refine=opts.get('refine', 0),
+                                 device=opts.get('device'))
             save_photo(prot, dst, like=raw, pil_format=pil, quality=opts.get('quality', 95),
                        keep_exif=opts.get('keep_exif', False), overwrite=opts.get('overwrite', False))
             res[k] = ('done', str(f), str(dst))
@@ -242,7 +247,7 @@ def protect_chunk(mask, items, opts: dict, inputs=frozenset()) -> list[tuple[str
 def _apply_opts(a) -> dict:
     return dict(output=str(Path(a.output).resolve()), format=a.format, quality=a.quality, keep_exif=a.keep_exif,
                 overwrite=a.overwrite, detector=getattr(a, 'detector', 'mtcnn'), device=getattr(a, 'device', None),
-                max_side=getattr(a, 'detect_side', 1024) or None)
+                max_side=getattr(a, 'detect_side', 1024) or None, refine=getattr(a, 'refine', 0) or 0)
 
 def _trim():
     "Give freed heap back to the OS (glibc): decoded photos of varying sizes otherwise fragment the heap."
@@ -275,6 +280,7 @@ def cmd_apply(a) -> int:
     except Exception as e: return _err(f'{a.mask}: {e}')
     if (getattr(a, 'workers', 0) or 0) < 0: return _err(f'--workers {a.workers} is out of range: give 0 (in process) or more')
     if getattr(a, 'chunk', CHUNK) is not None and getattr(a, 'chunk', CHUNK) < 1: return _err(f'--chunk {a.chunk} is out of range: give 1 or more')
+    if (getattr(a, 'refine', 0) or 0) < 0: return _err(f'--refine {a.refine} is out of range: give 0 (the plain mask) or more steps')
     items = iter_inputs(a.inputs)
     if not items: return _err('no image found in the inputs', EXIT_NOTHING)
     out = Path(a.output)
@@ -325,7 +331,7 @@ def _original_for(f: Path, originals) -> Path | None:
 
 def cmd_check(a) -> int:
     "facecloak check me.mask PHOTO_OR_DIR [--originals DIR | --simulate]"
-    from facecloak.models import load_model, TARGETS
+    from facecloak.models import load_model, present, TARGETS
     from facecloak import assets
     if a.originals and a.simulate: return _err('--originals and --simulate exclude each other')
     if a.originals and not Path(a.originals).is_dir(): return _err(f'--originals {a.originals} is not a folder')
@@ -333,7 +339,7 @@ def cmd_check(a) -> int:
     except Exception as e: return _err(f'{a.mask}: {e}')
     items = iter_inputs(a.inputs)
     if not items: return _err('no image found in the inputs', EXIT_NOTHING)
-    models = {t: load_model(t) for t in TARGETS if assets.available(t)}
+    models = {t: load_model(t) for t in TARGETS if present(t)}
     rep, failed = Report(), 0
     print(f'{"photo":40s} {"model":22s} {"before":>7s} {"after":>7s} {"thresh":>7s}  result'
           + ('   (after = cloaked in memory, JPEG q=90)' if a.simulate else ''))
@@ -401,13 +407,13 @@ def cmd_demo(a) -> int:
     "facecloak demo: learn from one photo of an LFW person, apply to their other photos, print the protection table and a verdict."
     import warnings
     from facecloak import assets, cloak, evaluate as ev
-    from facecloak.models import load_model, TARGETS, SURROGATES
+    from facecloak.models import load_model, present, TARGETS, SURROGATES
     if not assets.available('lfw'): return _err('the demo needs LFW: set FACECLOAK_DATA_DIR (see README)')
     if (why := _demo_args_error(a)): return _err(why)
     warnings.filterwarnings('ignore', category=UserWarning)
     tty, eps = sys.stderr.isatty(), a.epsilon / 255
     subs = ev.subjects(a.people, max_probes=a.probes, seed=a.seed)
-    targets = [t for t in TARGETS if assets.available(t)]
+    targets = [t for t in TARGETS if present(t)]
     n_id = len(subs) + a.distractors
     print(f'facecloak demo: {", ".join(s.name for s in subs)}. A cloak is learned from ONE photo '
           f'(epsilon {a.epsilon:g}/255, surrogates {", ".join(SURROGATES)}), applied to {len(subs[0].probes)} other '
@@ -453,8 +459,10 @@ def eval_config(a):
         raise ValueError(f'--conditions: unknown {", ".join(bad)}; known: {", ".join(CONDITIONS)}')
     for name, v, lo in (('--subjects', a.subjects, 1), ('--probes', a.probes, 1), ('--distractors', a.distractors, 0),
                         ('--workers', a.workers, 1)):
-        if v < lo: raise ValueError(f'{name} {v} is out of range: give {lo} or more')
-    return EvalConfig(n_subjects=a.subjects, max_probes=a.probes, methods=methods, epsilons=eps, sweep=sweep, mode=a.mode,
+        if v is not None and v < lo: raise ValueError(f'{name} {v} is out of range: give {lo} or more')
+    split = getattr(a, 'split', None)
+    n = a.subjects if a.subjects is not None else (None if split else 20)
+    return EvalConfig(n_subjects=n, split=split, max_probes=a.probes, methods=methods, epsilons=eps, sweep=sweep, mode=a.mode,
                       conditions=conditions, n_distractors=a.distractors, targets=_split(a.targets) or None)
 
 def cmd_eval(a) -> int:
@@ -481,6 +489,8 @@ def _learn_parser(sub):
     l.add_argument('--anchor', help='anchor identity name (see anchor candidates)')
     l.add_argument('--steps', type=int, help='optimisation steps (default: learn_mask default)')
     l.add_argument('--surrogates', help='comma-separated recognition models to learn with')
+    l.add_argument('--init', metavar='prior|MASK', help="start from the cross-identity prior shipped with facecloak "
+                   "('prior') or from a mask file (default: from zero)")
     l.add_argument('--seed', type=int, default=0); l.add_argument('--device')
     l.add_argument('--overwrite', action='store_true')
     l.set_defaults(func=cmd_learn)
@@ -501,6 +511,9 @@ def _apply_parser(sub):
     ap.add_argument('--detector', default='mtcnn', help='face detector (default mtcnn)')
     ap.add_argument('--detect-side', type=int, default=1024, metavar='PX',
                     help='detect on a copy downscaled to this long side (default 1024, as align.detect; 640 is ~2x faster)')
+    ap.add_argument('--refine', type=int, default=0, metavar='K',
+                    help="K learning steps on each photo, starting from the mask (same budget; about 0.2 s per step on a CPU): "
+                         "stronger protection for more time per photo (default 0: the plain mask)")
     ap.add_argument('--device', help='torch device (default: cuda if available)')
     ap.add_argument('-q', '--quiet', action='store_true')
     ap.set_defaults(func=cmd_apply)
@@ -527,7 +540,10 @@ def _eval_parser(sub):
     e = sub.add_parser('eval', help='the evaluation: learn from one photo, attack the written photos, every baseline (resumable)',
                        description='Learn from one photo, protect photos never seen, attack them as written, compare the '
                        'baselines at the same budget (nbs/06_evaluate.ipynb). Re-running with the same --out resumes.')
-    e.add_argument('--subjects', type=int, default=20, help='evaluation people (default 20)')
+    e.add_argument('--subjects', type=int, default=None, help='evaluation people (default: 20, or the whole --split)')
+    e.add_argument('--split', choices=['dev', 'test'], default=None,
+                   help="people from the development split (every tuning decision) or the test split (only reported); "
+                        "default: the early protocol's seeded draw over all LFW subjects")
     e.add_argument('--probes', type=int, default=8, help='protected photos per person (default 8)')
     e.add_argument('--methods', default='none,noise,universal1,opom,facecloak,facecloak_uniform,pgd',
                    help='comma-separated methods of facecloak.evaluate.METHODS (e.g. facecloak_offline), ablations as name[key=value,...]')

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import difflib, hashlib, json, math, time, warnings
 from dataclasses import asdict, dataclass, field, fields, replace
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -20,13 +21,15 @@ from .core import atomic_write, default_device, gaussian_blur, jpeg_like, seeded
 
 # %% auto 0
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'LOSS_TERMS', 'TRANSFORMS', 'PARAMETERISATIONS', 'OPTIMIZERS', 'RENAMED', 'LEARN_INPUTS',
-           'MIN_FACE', 'NATIVE_MODES', 'resolve_surrogates', 'model_fingerprint', 'embed', 'augment_set',
+           'MIN_FACE', 'NATIVE_MODES', 'PRIOR_FILE', 'resolve_surrogates', 'model_fingerprint', 'embed', 'augment_set',
            'aligned_images', 'training_set', 'AnchorBank', 'pool_people', 'build_anchor_bank', 'bank_similarity',
            'reference_embeddings', 'resolve_reference', 'anchor_candidates', 'resolve_anchor', 'similar_identity',
            'Targets', 'resolve_targets', 'leakage_map', 'budget', 'project', 'feather_window', 'self_term',
            'anchor_term', 'similar_term', 'identity_loss', 'random_affine', 'random_blur', 'random_jpeg',
-           'input_transforms', 'diversify', 'PixelMask', 'MIFGSM', 'AdamTanh', 'CloakConfig', 'make_config', 'Mask',
-           'random_mask', 'learn_mask', 'MaskFileError', 'FaceTooSmallError']
+           'block_shuffle', 'structure_invariant', 'elastic', 'intensity_scale', 'admix', 'input_transforms',
+           'diversify', 'model_dropout', 'PixelMask', 'MIFGSM', 'AdamTanh', 'CloakConfig', 'make_config', 'Mask',
+           'random_mask', 'learn_mask', 'MaskFileError', 'FaceTooSmallError', 'prior_photos', 'learn_prior',
+           'load_prior']
 
 # %% ../nbs/05_cloak.ipynb
 FORMAT = 'facecloak-mask'
@@ -321,20 +324,35 @@ class Targets:
     reference: dict                    # {surrogate: (1,D)} the person: pushed away from
     anchor: dict                       # {surrogate: (1,D)} the anchor: pulled toward
     similar: dict | None = None        # {surrogate: (1,D)} the nearest other bank identity: pushed away from
-    reference_kind: str = 'set'        # where `reference` came from: 'set', 'images' or 'embedding'
-    anchor_info: dict = field(default_factory=dict)   # kind ('bank', 'image', 'embedding'), name, similarity
+    reference_kind: str = 'set'        # where `reference` came from: 'set', 'images', 'embedding' or 'each'
+    anchor_info: dict = field(default_factory=dict)   # kind ('bank', 'image', 'embedding', 'none'), name, similarity
     similar_info: dict | None = None   # name, similarity
     bank_size: int = 0                 # identities in the anchor bank that was used (0: none)
+    each: dict | None = None           # {surrogate: (N,D)} with reference='each': every image's own identity
 
     def to(self, device) -> 'Targets':
         "A copy with every embedding on `device`."
         mv = lambda d: None if d is None else {k: v.to(device) for k, v in d.items()}
-        return replace(self, reference=mv(self.reference), anchor=mv(self.anchor), similar=mv(self.similar))
+        return replace(self, reference=mv(self.reference), anchor=mv(self.anchor), similar=mv(self.similar), each=mv(self.each))
+
+    def rows(self, idx) -> 'Targets':
+        "The targets of the images `idx` of the set: with per-image references their rows, else the same targets."
+        return self if self.each is None else replace(self, reference={k: v[idx] for k, v in self.each.items()})
 
 def resolve_targets(names, mods, x_set, *, reference=None, anchor=None, bank=None, exclude=(), similar: bool = True,
-                    size=(112, 112), template='arcface', detector='mtcnn', progress: bool = True) -> Targets:
-    "The reference, the anchor and (with `similar`) the similar identity of the person in `x_set`, per surrogate."
-    ref, ref_kind = resolve_reference(reference, x_set, names, mods, size, template, detector)
+                    use_anchor: bool = True, size=(112, 112), template='arcface', detector='mtcnn',
+                    progress: bool = True) -> Targets:
+    """The reference, the anchor and (with `similar`) the similar identity of the person in `x_set`, per surrogate.
+    `reference='each'`: every image is pushed from its own identity (a set of many people); without `use_anchor`
+    and an `anchor`, no anchor (zeros) and no bank."""
+    each = None
+    if isinstance(reference, str) and reference == 'each':
+        each = {n: F.normalize(e, dim=-1).cpu() for n, e in zip(names, embed(mods, x_set))}
+        ref, ref_kind = reference_embeddings(mods, names, x_set), 'each'
+    else: ref, ref_kind = resolve_reference(reference, x_set, names, mods, size, template, detector)
+    if anchor is None and not use_anchor:
+        t = Targets(names, ref, {n: torch.zeros_like(ref[n]) for n in names}, None, ref_kind, dict(kind='none'), each=each)
+        if not similar: return t
     by_bank = anchor is None or (isinstance(anchor, str) and not Path(anchor).exists())
     if (by_bank or similar) and not isinstance(bank, AnchorBank):
         bank = build_anchor_bank(mods, bank or 'lfw', exclude=exclude, device=x_set.device, progress=progress,
@@ -344,7 +362,7 @@ def resolve_targets(names, mods, x_set, *, reference=None, anchor=None, bank=Non
     s_emb = s_info = None
     if similar and isinstance(bank, AnchorBank) and len(bank):
         s_emb, s_info = similar_identity(ref, bank, names, a_info['name'] if a_info.get('kind') == 'bank' else None)
-    return Targets(names, ref, a_emb, s_emb, ref_kind, a_info, s_info, len(bank) if isinstance(bank, AnchorBank) else 0)
+    return Targets(names, ref, a_emb, s_emb, ref_kind, a_info, s_info, len(bank) if isinstance(bank, AnchorBank) else 0, each)
 
 # %% ../nbs/05_cloak.ipynb
 def leakage_map(images, surrogates, *, reference=None, method: str = 'saliency', n_steps: int = 8,
@@ -378,8 +396,8 @@ def feather_window(size=(112, 112), width: float = 6.0) -> torch.Tensor:
 
 # %% ../nbs/05_cloak.ipynb
 def self_term(e, t: Targets, name: str):
-    "cos to the person's reference (pushed down)."
-    return e @ t.reference[name][0]
+    "cos to the person's reference (pushed down): one (1,D) or a row per image."
+    return (e * t.reference[name]).sum(-1)
 
 def anchor_term(e, t: Targets, name: str):
     "−cos to the anchor (the anchor is pulled toward)."
@@ -401,7 +419,7 @@ def identity_loss(embs: list, targets: Targets, weights: dict) -> tuple[torch.Te
             if v is not None: l = w * v if l is None else l + w * v
         tot = tot + l.mean() / len(embs)
         e0 = e.detach()
-        stats.append((float((e0 @ targets.reference[name][0]).mean()), float((e0 @ targets.anchor[name][0]).mean())))
+        stats.append((float((e0 * targets.reference[name]).sum(-1).mean()), float((e0 @ targets.anchor[name][0]).mean())))
     return tot, stats
 
 # %% ../nbs/05_cloak.ipynb
@@ -422,7 +440,70 @@ def random_jpeg(x, gen, p: float, quality: tuple):
         x = jpeg_like(x, _uniform(x.shape[0], gen)(*quality))
     return x
 
-TRANSFORMS = {'affine': random_affine, 'blur': random_blur, 'jpeg': random_jpeg}
+def _applies(p: float, gen) -> bool: return p > 0 and float(torch.rand(1, generator=gen)) < p
+
+def _cuts(n: int, k: int, gen) -> list:
+    "`k` random lengths, each at least about n/(2k), summing to `n`."
+    w = torch.rand(k, generator=gen) + 0.5
+    l = (w / w.sum() * n).floor().long(); l[-1] += n - int(l.sum())
+    return l.tolist()
+
+def block_shuffle(x, gen, p: float = 0.5, blocks: int = 2, rotate: float = 0.0):
+    """BSR (Wang et al., 2024), with probability `p`: each image cut into `blocks` strips of random height and
+    `blocks` of random width, the strips shuffled along each axis; then rotated by ±`rotate` degrees."""
+    if not _applies(p, gen): return x
+    out = []
+    for xi in x:
+        for dim in (1, 2):
+            parts = torch.split(xi, _cuts(xi.shape[dim], blocks, gen), dim=dim)
+            xi = torch.cat([parts[i] for i in torch.randperm(blocks, generator=gen).tolist()], dim=dim)
+        out.append(xi)
+    x = torch.stack(out)
+    return random_affine(x, gen, 0.0, 0.0, rotate) if rotate else x
+
+_SIA_OPS = (lambda b, u: b, lambda b, u: b.flip(-1), lambda b, u: b.flip(-2), lambda b, u: b * (0.5 + 0.5 * u),
+            lambda b, u: b + 0.06 * (u - 0.5), lambda b, u: F.interpolate(F.interpolate(b[None], scale_factor=0.5,
+            mode='bilinear', antialias=True), size=b.shape[-2:], mode='bilinear')[0], lambda b, u: b.flip(-1, -2))
+
+def structure_invariant(x, gen, p: float = 0.5, blocks: int = 3):
+    """SIA (Wang et al., 2023), with probability `p`: each image cut into `blocks`×`blocks` tiles and one random
+    simple transform per tile (none, flips, value scaling, a shift of brightness, down-and-up sampling, rotation by 180°)."""
+    if not _applies(p, gen): return x
+    n, _, h, w = x.shape
+    ys, xs = [round(h * i / blocks) for i in range(blocks + 1)], [round(w * i / blocks) for i in range(blocks + 1)]
+    ops = torch.randint(len(_SIA_OPS), (n, blocks, blocks), generator=gen).tolist()
+    u = torch.rand(n, blocks, blocks, generator=gen).tolist()
+    rows = []
+    for k in range(n):
+        rows.append(torch.cat([torch.cat([_SIA_OPS[ops[k][i][j]](x[k, :, ys[i]:ys[i + 1], xs[j]:xs[j + 1]], u[k][i][j])
+                                          for j in range(blocks)], dim=-1) for i in range(blocks)], dim=-2))
+    return torch.stack(rows)
+
+def elastic(x, gen, p: float = 0.5, alpha: float = 2.0, grid: int = 4):
+    """A smooth random deformation, with probability `p` (the random form of DeCowA's elastic warps): displacements
+    in ±`alpha` pixels drawn on a `grid`×`grid` lattice, upsampled bicubically."""
+    if not _applies(p, gen): return x
+    n, _, h, w = x.shape
+    d = F.interpolate((torch.rand(n, 2, grid, grid, generator=gen) * 2 - 1) * alpha, (h, w), mode='bicubic', align_corners=True)
+    base = F.affine_grid(torch.eye(2, 3)[None].expand(n, 2, 3), (n, 1, h, w), align_corners=False)
+    g = base + (d.permute(0, 2, 3, 1) * torch.tensor([2 / w, 2 / h])).to(x)
+    return F.grid_sample(x, g.to(x), mode='bilinear', padding_mode='reflection', align_corners=False)
+
+def intensity_scale(x, gen, p: float = 0.5, low: float = 0.5):
+    "Scale invariance (SI-FGSM, Lin et al., 2020), with probability `p`: each image's values times a factor in [`low`, 1]."
+    if not _applies(p, gen): return x
+    return x * _uniform(x.shape[0], gen)(low, 1.0).view(-1, 1, 1, 1).to(x)
+
+def admix(x, gen, p: float = 0.5, eta: float = 0.2):
+    """Admix (Wang et al., 2021), with probability `p`: each image plus `eta` times another image of the batch
+    (a random other one), so the gradient sees pixels of the other variations."""
+    if not _applies(p, gen) or x.shape[0] < 2: return x
+    n = x.shape[0]
+    other = (torch.arange(n) + torch.randint(1, n, (n,), generator=gen)) % n
+    return x + eta * x[other.to(x.device)].detach()
+
+TRANSFORMS = {'affine': random_affine, 'blur': random_blur, 'jpeg': random_jpeg, 'bsr': block_shuffle,
+              'sia': structure_invariant, 'elastic': elastic, 'scale': intensity_scale, 'admix': admix}
 
 def input_transforms(diversity: dict) -> list:
     "The callables (x, gen) -> x of `diversity` {TRANSFORMS name: its parameters}, in order."
@@ -433,6 +514,16 @@ def diversify(x, gen: torch.Generator, transforms) -> torch.Tensor:
     if isinstance(transforms, dict): transforms = input_transforms(transforms)
     for t in transforms: x = t(x, gen)
     return x
+
+# %% ../nbs/05_cloak.ipynb
+@contextmanager
+def model_dropout(mods, p: float):
+    "Inside the `with`: each `nn.Conv2d` of `mods` drops its outputs with probability `p` (rescaled by 1/(1-p)); 0: off."
+    hooks = [] if p <= 0 else [m.register_forward_hook(lambda mod, inp, out: F.dropout(out, p, training=True))
+                               for mod in mods for m in mod.modules() if isinstance(m, nn.Conv2d)]
+    try: yield mods
+    finally:
+        for h in hooks: h.remove()
 
 # %% ../nbs/05_cloak.ipynb
 class PixelMask(nn.Module):
@@ -448,6 +539,10 @@ class PixelMask(nn.Module):
     def project_(self, cap):
         "Clip the parameter into [-cap, cap] in place."
         self.theta.copy_(project(self.theta, cap))
+    @torch.no_grad()
+    def set_(self, theta):
+        "Set the parameter (a warm start: `learn_mask(init=)`); here the parameter is δ."
+        self.theta.copy_(torch.as_tensor(theta).to(self.theta).reshape(self.theta.shape))
 
 PARAMETERISATIONS = {'pixel': PixelMask}
 
@@ -463,6 +558,9 @@ class MIFGSM:
         return cls(mask, cap, weight, step_size=cfg.step_length, momentum=cfg.momentum, smooth_grad=cfg.smooth_grad)
     def params(self) -> list: return self.mask.params()
     def delta(self) -> torch.Tensor: return self.mask.delta()
+    def start(self, delta):
+        "Start from the perturbation `delta` (projected into the budget)."
+        self.mask.set_(project(delta.to(self.mask.delta()), self.cap))
     def step(self, grads):
         for k, (p, g) in enumerate(zip(self.params(), grads)):
             if self.smooth_grad: g = gaussian_blur(g, self.smooth_grad)      # translation-invariant (TI) gradient
@@ -479,6 +577,9 @@ class AdamTanh:
     def from_config(cls, mask, cap, weight, cfg) -> 'AdamTanh': return cls(mask, cap, lr=cfg.lr)
     def params(self) -> list: return self.mask.params()
     def delta(self) -> torch.Tensor: return self.cap * torch.tanh(self.mask.delta())
+    def start(self, delta):
+        "Start from the perturbation `delta`: θ = atanh(δ/cap), inside the open box."
+        self.mask.set_(torch.atanh((delta.to(self.mask.delta()) / self.cap).clamp(-0.999, 0.999)))
     def step(self, grads):
         for p, g in zip(self.params(), grads): p.grad = g
         self.opt.step()
@@ -515,6 +616,7 @@ class CloakConfig:
     parameterisation: str = 'pixel'    # a PARAMETERISATIONS key: how δ is represented
     # input transforms
     diversity: dict = field(default_factory=_default_diversity)   # {TRANSFORMS name: parameters}, applied in order; {} or False: none
+    model_dropout: float = 0.0         # dropout rate on the surrogates' convolution outputs while learning (model augmentation); 0: off
     # leakage weighting
     leak_method: str = 'saliency'      # attribution of the leakage map: 'saliency', 'ig' or 'gradcam'
     leakage_weight: float = 0.5        # step weight w = (1 - leakage_weight) + leakage_weight·leak; 0: uniform
@@ -537,6 +639,7 @@ class CloakConfig:
         _check(self.step_frac > 0 and (self.step_size is None or self.step_size > 0), "step_frac and step_size must be > 0")
         _check(self.momentum >= 0 and self.lr > 0 and self.smooth_grad >= 0, "momentum and smooth_grad must be >= 0 and lr > 0")
         _check(0 <= self.leakage_weight <= 1, f"leakage_weight must be in [0, 1], got {self.leakage_weight}")
+        _check(0 <= self.model_dropout < 1, f"model_dropout must be in [0, 1), got {self.model_dropout}")
         _check(len(self.size) == 2, f"size must be (H, W), got {self.size}")
         _one_of('optimizer', self.optimizer, OPTIMIZERS)
         _one_of('parameterisation', self.parameterisation, PARAMETERISATIONS)
@@ -655,7 +758,7 @@ def _optimise(mods, x_set, targets: Targets, window, policy, cfg: CloakConfig, g
         idx = torch.randperm(len(x_set), generator=gen)[:cfg.batch_size].to(x_set.device)
         x = (x_set[idx] + window * policy.delta()).clamp(0, 1)
         if transforms: x = diversify(x, gen, transforms)
-        loss, stats = identity_loss([m(x).float() for m in mods], targets, weights)
+        loss, stats = identity_loss([m(x).float() for m in mods], targets.rows(idx), weights)
         policy.step(torch.autograd.grad(loss, policy.params()))
         cr, ca = (float(np.mean([s[i] for s in stats])) for i in (0, 1))
         hist.append((round(float(loss.detach()), 4), round(cr, 4), round(ca, 4)))
@@ -666,8 +769,9 @@ def _optimise(mods, x_set, targets: Targets, window, policy, cfg: CloakConfig, g
 @torch.no_grad()
 def _final_similarities(mods, x_set, xm, targets: Targets) -> dict:
     "Per surrogate: mean cos to the reference of the clean and of the masked set, and to the anchor."
-    return {n: dict(self_clean=float((e0 @ targets.reference[n][0]).mean()), self=float((e @ targets.reference[n][0]).mean()),
-                    anchor=float((e @ targets.anchor[n][0]).mean()))
+    t = targets.rows(slice(None))
+    return {n: dict(self_clean=float((e0 * t.reference[n]).sum(-1).mean()), self=float((e * t.reference[n]).sum(-1).mean()),
+                    anchor=float((e @ t.anchor[n][0]).mean()))
             for n, e0, e in zip(targets.names, embed(mods, x_set), embed(mods, xm))}
 
 def _learn_meta(cfg: CloakConfig, source: str, n: int, targets: Targets, hist: list, final: dict, t0: float, dev) -> dict:
@@ -677,17 +781,18 @@ def _learn_meta(cfg: CloakConfig, source: str, n: int, targets: Targets, hist: l
                 bank=dict(size=targets.bank_size))
 
 LEARN_INPUTS = ('photo', 'config', 'images', 'reference', 'anchor', 'bank', 'exclude', 'surrogates', 'device', 'synth',
-                'callback', 'progress')
+                'init', 'callback', 'progress')
 
 def learn_mask(photo=None, *, config: CloakConfig | None = None, images=None, reference=None, anchor=None, bank=None,
-               exclude=(), surrogates=None, device=None, synth=None, callback=None, progress: bool = True,
+               exclude=(), surrogates=None, device=None, synth=None, init=None, callback=None, progress: bool = True,
                **overrides) -> Mask:
     """Learn a personal mask from one `photo` (or a set `images=`; 'photo': the photo alone) with the options `config`
     (`CloakConfig`) and keyword `overrides` of its fields (`steps=20, epsilon=4/255, ...`). `anchor`: None (the
     farthest bank identity), a bank name, a photo or embeddings; `bank`: an `AnchorBank` or a pool (default: LFW's
     anchor pool) less `exclude`; `reference`: the identity pushed away from, as photos / aligned images or embeddings
     {surrogate: (D,)} (default: the set's mean); `synth`: None (augmentations), 'offline' or a dict of
-    `facecloak.synth.generate` keywords; `callback(step, steps)` returning False stops early."""
+    `facecloak.synth.generate` keywords; `init`: a `Mask` or (1,3,H,W) δ to start from (default 0);
+    `callback(step, steps)` returning False stops early."""
     t0, cfg, dev = time.time(), make_config(config, overrides, also=LEARN_INPUTS), default_device(device)
     torch.manual_seed(cfg.seed)
     names, mods = resolve_surrogates(surrogates, dev)
@@ -695,15 +800,19 @@ def learn_mask(photo=None, *, config: CloakConfig | None = None, images=None, re
                                  template=cfg.template, detector=cfg.detector)
     x_set = x_set.to(dev)
     targets = resolve_targets(names, mods, x_set, reference=reference, anchor=anchor, bank=bank, exclude=exclude,
-                              similar=cfg.w_similar > 0, size=cfg.size, template=cfg.template, detector=cfg.detector,
-                              progress=progress)
+                              similar=cfg.w_similar > 0, use_anchor=cfg.w_anchor > 0, size=cfg.size, template=cfg.template,
+                              detector=cfg.detector, progress=progress)
     window = feather_window(cfg.size, cfg.feather).to(dev)
     with torch.enable_grad():                  # whatever the caller's grad mode; it is restored on exit
-        leak = leakage_map(x_set, (names, mods), reference=targets.reference, method=cfg.leak_method, device=dev)
-        weight, cap = budget(leak, cfg.epsilon, cfg.leakage_weight, cfg.leak_cap, device=dev)
+        leak = (leakage_map(x_set, (names, mods), reference=targets.reference, method=cfg.leak_method, device=dev)
+                if cfg.leakage_weight > 0 or cfg.leak_cap else None)          # not needed for a uniform budget
+        weight, cap = budget(torch.zeros(1, 1, *cfg.size) if leak is None else leak, cfg.epsilon, cfg.leakage_weight,
+                             cfg.leak_cap, device=dev)
         mask = PARAMETERISATIONS[cfg.parameterisation].from_config(cfg, dev)
         policy = OPTIMIZERS[cfg.optimizer].from_config(mask, cap, weight, cfg)
-        hist = _optimise(mods, x_set, targets.to(dev), window, policy, cfg, seeded(cfg.seed), callback, progress)
+        if init is not None: policy.start(init.delta if isinstance(init, Mask) else torch.as_tensor(init))
+        with model_dropout(mods, cfg.model_dropout):
+            hist = _optimise(mods, x_set, targets.to(dev), window, policy, cfg, seeded(cfg.seed), callback, progress)
     with torch.no_grad():
         delta = project(policy.delta(), cap).clamp(-cfg.epsilon, cfg.epsilon)   # the clamp: float safety for leak_cap
         final = _final_similarities(mods, x_set, (x_set + window * delta).clamp(0, 1), targets.to(dev))
@@ -790,11 +899,13 @@ Mask.region = _mask_region
 
 def _mask_select_face(self: Mask, photo, faces: list, select='reference', model: nn.Module | None = None):
     """The user's face among `faces` detected in `photo`: `select='reference'` the one most like the mask's
-    reference embedding (by `model`, default the first surrogate), 'largest' (`faces[0]`) or an index."""
+    reference embedding (by `model`, default the first surrogate; the largest for a prior, which has no user),
+    'largest' (`faces[0]`) or an index."""
     if isinstance(select, int):
         if not -len(faces) <= select < len(faces): raise IndexError(f"select={select} but {len(faces)} faces were found")
         return faces[select]
-    if len(faces) == 1 or select == 'largest' or not self.reference: return faces[0]
+    universal = self.meta.get('reference') == 'each'          # a prior: no user to recognise
+    if len(faces) == 1 or select == 'largest' or not self.reference or universal: return faces[0]
     if select != 'reference': raise ValueError(f"select must be 'reference', 'largest' or a face index, got {select!r}")
     if model is None:
         name = next((s for s in self.surrogates if s in self.reference), None)
@@ -857,6 +968,12 @@ def _apply_other_mode(mask, im: Image.Image, face=None, *, M=None, **kw) -> Imag
     res.info.update({k: v for k, v in im.info.items() if k in ('icc_profile', 'dpi', 'transparency')})
     return res
 
+def _landmarks(face) -> np.ndarray:
+    "The (5,2) landmarks of a `Face` or of an array."
+    lm = np.asarray(getattr(face, 'landmarks', face), np.float32)
+    if lm.shape != (5, 2): raise ValueError(f"face landmarks must be (5,2), got {lm.shape}")
+    return lm
+
 def _find_face(mask, view: Image.Image, select, model, detector, on_no_face: str):
     "The user's face in the 8-bit RGB `view`, or None (`on_no_face='ignore'`) when there is no face."
     faces = align.detect(view, detector=detector)
@@ -864,18 +981,28 @@ def _find_face(mask, view: Image.Image, select, model, detector, on_no_face: str
     if on_no_face == 'ignore': return None
     raise align.NoFaceError(f"no face found in the photo ({view.size[0]}x{view.size[1]})")
 
+def _rgb_view(im: Image.Image) -> Image.Image:
+    "An 8-bit RGB view of a photo of any mode (16-bit and float read faithfully)."
+    return (im if im.mode == 'RGB' else im.convert('RGB')) if im.mode in NATIVE_MODES else align.load_photo(im)
+
 def _mask_apply(self: Mask, photo, *, face=None, M=None, select='reference', model=None, detector='mtcnn',
-                on_no_face: str = 'raise', return_info: bool = False, min_face: int = MIN_FACE):
+                on_no_face: str = 'raise', return_info: bool = False, min_face: int = MIN_FACE, refine: int = 0,
+                surrogates=None, device=None):
     """The photo with the mask on the user's face: same size and mode; 8-bit; only the face region changes.
     `face`: a `Face` or (5,2) landmarks, or `M` (2,3 photo->aligned), to skip detection; `select`: 'reference'
     (the face most like the user's reference embedding), 'largest' or an index; `on_no_face`: 'raise' or
-    'ignore' (return a copy)."""
+    'ignore' (return a copy); `refine`: K > 0 first refines the mask on this photo with K more steps (`Mask.refined`,
+    with `surrogates`, default the mask's own)."""
     im = align.open_image(photo)
     mode = im.mode
     if face is None and M is None:         # find the face on an 8-bit RGB view (other modes, 16-bit too, read faithfully)
-        view = (im if mode == 'RGB' else im.convert('RGB')) if mode in NATIVE_MODES else align.load_photo(im)
-        face = _find_face(self, view, select, model, detector, on_no_face)
+        face = _find_face(self, _rgb_view(im), select, model, detector, on_no_face)
         if face is None: return (im.copy(), None) if return_info else im.copy()
+    if refine:
+        M = _photo_M(_landmarks(face), self.template, self.size) if M is None else np.asarray(M, np.float64)
+        crop = align.warp_face(_rgb_view(im), M, self.size)
+        return self.refined(crop, refine, surrogates=surrogates, device=device).apply(
+            im, M=M, return_info=return_info, min_face=min_face)
     if mode not in NATIVE_MODES:
         out = _apply_other_mode(self, im, face, M=M, min_face=min_face)
         return (out, None) if return_info else out
@@ -884,8 +1011,7 @@ def _mask_apply(self: Mask, photo, *, face=None, M=None, select='reference', mod
         if M.shape != (2, 3): raise ValueError(f"M must be a (2,3) photo->aligned matrix, got {M.shape}")
         lm = None
     else:
-        lm = np.asarray(getattr(face, 'landmarks', face), np.float32)
-        if lm.shape != (5, 2): raise ValueError(f"face landmarks must be (5,2), got {lm.shape}")
+        lm = _landmarks(face)
         M = _photo_M(lm, self.template, self.size)
     side = self.size[1] / math.sqrt(abs(np.linalg.det(np.asarray(M, np.float64)[:, :2])))   # aligned square, in photo pixels
     if side < min_face:
@@ -903,3 +1029,39 @@ def _mask_apply(self: Mask, photo, *, face=None, M=None, select='reference', mod
     out.info.update({k: v for k, v in im.info.items() if k in ('icc_profile', 'dpi')})
     return (out, dict(M=M, box=(y0, y1, x0, x1), landmarks=lm)) if return_info else out
 Mask.apply = _mask_apply
+
+def _mask_refined(self: Mask, images, steps: int, *, surrogates=None, device=None, progress: bool = False, **overrides) -> Mask:
+    """This mask after `steps` more learning steps on the aligned `images` alone (the photo it is about to be
+    applied to), starting from its own δ: the same ε, anchor and options, away from that photo's own identity.
+    `surrogates`: default the mask's own (loaded by name)."""
+    known = {f.name for f in fields(CloakConfig)}
+    opts = {k: v for k, v in self.meta.get('options', {}).items() if k in known}
+    cfg = make_config(CloakConfig(**opts), dict(dict(epsilon=self.epsilon, feather=self.feather, size=self.size,
+                      template=self.template, w_similar=0.0, keep_reference_image=False, steps=int(steps)), **overrides))
+    return learn_mask(images=aligned_images(images, self.size), config=cfg, anchor=self.anchor_embeddings or None,
+                      surrogates=surrogates or self.surrogates, init=self, device=device, progress=progress)
+Mask.refined = _mask_refined
+
+# %% ../nbs/05_cloak.ipynb
+PRIOR_FILE = Path(__file__).parent/'prior.mask' if '__file__' in globals() else Path('../facecloak/prior.mask')
+
+def prior_photos(n_people: int = 1000, *, seed: int = 0) -> list[Path]:
+    "One photo each of `n_people` people of LFW's anchor pool (seeded): the prior's training photos."
+    return [v[0] for v in pool_people('lfw', n_people=n_people, per_person=1, seed=seed).values()]
+
+def learn_prior(photos=None, *, n_people: int = 1000, config: CloakConfig | None = None, surrogates=None, device=None,
+                progress: bool = True, **overrides) -> Mask:
+    """A universal mask over many people's `photos` (default `prior_photos(n_people)`): each photo pushed from its
+    own identity, no anchor, a uniform budget; defaults 600 steps of 16 photos, overridable like `learn_mask`."""
+    x = photos if torch.is_tensor(photos) else align.align_paths(photos or prior_photos(n_people), on_missing='skip',
+                                                                  device='cpu', progress=progress)
+    base = dict(w_anchor=0.0, w_similar=0.0, leakage_weight=0.0, steps=600, batch_size=16, keep_reference_image=False)
+    cfg = make_config(config or CloakConfig(**base), {} if config else overrides, also=LEARN_INPUTS)
+    return learn_mask(images=x, reference='each', config=cfg, surrogates=surrogates, device=device, progress=progress)
+
+def load_prior(path=None) -> Mask:
+    "The prior mask shipped with facecloak (`PRIOR_FILE`), or the mask file `path`."
+    p = Path(path or PRIOR_FILE)
+    if not p.exists():
+        raise FileNotFoundError(f"no prior mask at {p}: make one with `python benchmarks/bench_prior.py --out {p}`")
+    return Mask.load(p)

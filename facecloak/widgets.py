@@ -14,7 +14,7 @@ import ipywidgets as W
 import facecloak
 from .align import align, load_photo
 from .cloak import anchor_candidates, learn_mask
-from .models import LFW_THRESHOLDS, TARGETS, load_model
+from .models import LFW_THRESHOLDS, TARGETS, load_model, present
 
 # %% auto 0
 __all__ = ['CDN', 'Cancelled', 'to_png', 'mask_image', 'quality', 'default_learner', 'default_candidates', 'default_scorer',
@@ -73,8 +73,8 @@ def default_candidates(photo, k=6, **kw):
     return anchor_candidates(photo, k, **kw)
 
 def default_scorer(models=None, device=None):
-    "A scorer `f(original, protected) -> {model: cos}` with the recognition `models` (default TARGETS)."
-    mods = [load_model(n, device=device) for n in (models or TARGETS)]
+    "A scorer `f(original, protected) -> {model: cos}` with the recognition `models` (default: those of TARGETS present)."
+    mods = [load_model(n, device=device) for n in (models or [t for t in TARGETS if present(t)])]
     memo = {}
     @torch.no_grad()
     def emb(img):

@@ -302,7 +302,8 @@ def test_demo_prints_the_protection_table_and_a_verdict(capsys):
     assert 'ONE photo' in out and 'face SSIM' in out
     assert 'gallery 1 + 40 distractors' in out and 'anchor bank 30 people x 1 photo' in out     # the sizes it used
     rows = [l for l in out.splitlines() if l.split(' ')[0] in TARGETS]
-    assert len(rows) == sum(assets.available(t) for t in TARGETS) >= 3
+    from facecloak.models import present
+    assert len(rows) == sum(present(t) for t in TARGETS) >= 3
     assert {'white', 'black'} <= {r.split()[1] for r in rows}
     # unprotected photos are recognised (protection 0.00 before) on every model
     assert all(r.split()[5] == '0.00' for r in rows), rows
@@ -385,3 +386,58 @@ def test_learn_bad_photo_is_reported_not_papered_over(tmp_path, capsys):
     assert code == EXIT_SKIPPED and 'not an image' in err.lower() and err.count(str(bad)) == 1, err
     assert not any('stage 1' in str(x.message) for x in w)
     assert not (tmp_path/'m.mask').exists()
+
+
+@pytest.fixture(scope='module')
+def learnt_mask_file(tmp_path_factory):
+    "A real (if short) learnt mask: one surrogate, an anchor photo, no bank, so it takes seconds."
+    from facecloak.cloak import learn_mask
+    p = tmp_path_factory.mktemp('learnt')/'me.mask'
+    learn_mask(_lfw('Colin_Powell', 1), anchor=_lfw('George_W_Bush', 1), surrogates=['mobilefacenet_ms1m'], w_similar=0,
+               steps=3, device='cpu', progress=False).save(p)
+    return p
+
+
+def test_apply_refine_steps_on_each_photo_within_the_budget(learnt_mask_file, tmp_path, capsys):
+    from facecloak.cloak import Mask
+    from facecloak.models import load_model
+    from facecloak import align
+    src = tmp_path/'in'; src.mkdir(); Image.open(_lfw('Colin_Powell', 2)).convert('RGB').save(src/'p.png')
+    outs = {}
+    for k in (0, 4):
+        assert main(['apply', str(learnt_mask_file), str(src), '-o', str(tmp_path/f'out{k}'), '--refine', str(k), '-q']) == EXIT_OK
+        outs[k] = np.asarray(Image.open(tmp_path/f'out{k}'/'p.png')).astype(int)
+    clean = np.asarray(Image.open(src/'p.png').convert('RGB')).astype(int)
+    assert not np.array_equal(outs[0], outs[4])
+    for k, o in outs.items(): assert np.abs(o - clean).max() <= 8, k       # the same budget with or without refining
+    changed = lambda o: np.abs(o - clean).max(-1) > 0
+    assert (changed(outs[4]) & ~changed(outs[0])).mean() < 0.02           # refining changes the same face region
+    # the refined photo is further from the person for the model it was refined with
+    m, mask = load_model('mobilefacenet_ms1m', device='cpu'), Mask.load(learnt_mask_file)
+    emb = lambda a: m(align.align(Image.fromarray(a.astype(np.uint8))).image)[0]
+    ref = mask.reference_for('mobilefacenet_ms1m')
+    assert float(emb(outs[4]) @ ref) < float(emb(outs[0]) @ ref)
+    assert main(['apply', str(learnt_mask_file), str(src), '-o', str(tmp_path/'bad'), '--refine', '-1']) == EXIT_USAGE
+    assert '--refine -1 is out of range' in capsys.readouterr().err
+
+
+def test_learn_init_starts_from_the_prior_or_a_mask_file(tmp_path, monkeypatch, capsys):
+    import facecloak.cloak as C
+    seen = {}
+    def fake_learn(photo, **kw):
+        seen.update(kw); return C.random_mask(epsilon=kw['epsilon'], seed=1)
+    monkeypatch.setattr(C, 'learn_mask', fake_learn)
+    photo = _lfw()
+    assert main(['learn', str(photo), '-o', str(tmp_path/'a.mask'), '--init', 'prior']) == EXIT_OK
+    assert torch_equal(seen['init'].delta, C.load_prior().delta) and seen['init'].meta['reference'] == 'each'
+    other = tmp_path/'other.mask'; C.random_mask(epsilon=EPS, seed=5).save(other); seen.clear()
+    assert main(['learn', str(photo), '-o', str(tmp_path/'b.mask'), '--init', str(other)]) == EXIT_OK
+    assert torch_equal(seen['init'].delta, C.Mask.load(other).delta)
+    seen.clear()
+    assert main(['learn', str(photo), '-o', str(tmp_path/'c.mask'), '--init', str(tmp_path/'none.mask')]) == EXIT_USAGE
+    assert '--init' in capsys.readouterr().err and not seen and not (tmp_path/'c.mask').exists()
+
+
+def torch_equal(a, b):
+    import torch
+    return bool(torch.equal(a, b))

@@ -54,3 +54,19 @@ def test_stage1_offset_takes_new_people_and_refuses_too_few():
     assert len(gallery) == 20 and len(dev) == 8
     with pytest.raises(SystemExit, match='only 8 people'): B.people(12, 0, 12)
     with pytest.raises(SystemExit, match='only'): B.people(12, 1, 1000)
+
+
+def test_levers_table_comes_from_the_committed_records(tmp_path):
+    "experiments/levers.py rebuilds the lever table of experiments/levers.md from data/eval/dev24_*.json.gz, paired per person."
+    r = subprocess.run([sys.executable, str(ROOT/'experiments'/'levers.py'), '--out', str(tmp_path/'l.png')],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    rows = [l for l in r.stdout.splitlines() if l.startswith('| ') and '`' in l]
+    assert any('`facecloak[refine=20]`' in l and '| 24 |' in l for l in rows), r.stdout
+    assert (tmp_path/'l.png').stat().st_size > 10_000 and (tmp_path/'refine_dial.png').exists()
+    # the people of the records are the development split, never the test split
+    from facecloak.evaluate import load_record, split_people
+    dev, test = set(split_people('dev')), set(split_people('test'))
+    rec = load_record(ROOT/'data'/'eval'/'dev24_refine.json.gz')
+    people = {x['person'] for x in rec['records']}
+    assert len(people) == 24 and people <= dev and not people & test

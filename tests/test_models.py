@@ -4,7 +4,8 @@ from facecloak import models as M
 
 def test_contract_names():
     assert M.SURROGATES == ['mobilefacenet_ms1m', 'mobilefacenet_casia', 'edgeface_xxs']
-    assert M.TARGETS == ['mobilefacenet_ms1m', 'mobilefacenet_paddlex', 'mobilefacenet_casia', 'edgeface_xxs', 'edgeface_xs']
+    assert M.TARGETS == ['mobilefacenet_ms1m', 'mobilefacenet_paddlex', 'mobilefacenet_casia', 'edgeface_xxs', 'edgeface_xs',
+                         'facenet_casia']
     for n in ['mobilefacenet_ms1m', 'mobilefacenet_ms1m_onnx', 'mobilefacenet_paddlex', 'mobilefacenet_casia',
               'edgeface_xxs', 'edgeface_xs', 'ir152', 'irse50', 'ir50', 'facenet_vggface2', 'facenet_casia', 'buffalo_l', 'antelopev2']:
         assert n in M.list_models(present_only=False)

@@ -1,0 +1,67 @@
+"""The lever table and figure of issue #13 from the development-split records (prints markdown, writes a PNG).
+
+    python experiments/levers.py [--box black] [--out figures/eval/levers_dev.png]
+
+Every lever is compared with `facecloak` (today's default) person by person over the people both records
+hold: mean difference in top-1 identification protection, its standard error over people, and how many
+people it moved up and down (`facecloak.evaluate.lever_table`). The records are those of the commands in
+experiments/levers.md; a missing one is reported and left out.
+"""
+import argparse, sys
+from pathlib import Path
+
+RECORDS = ['data/eval/dev24_refine.json.gz', 'data/eval/dev24_transfer.json.gz', 'data/eval/dev24_prior.json.gz',
+           'data/eval/dev24_pgd.json.gz']
+LEVERS = {'none': 'no protection', 'prior': '1. prior alone (no personal learning)',
+          'facecloak[init=prior]': '1. personal mask started from the prior',
+          'facecloak[diversity=+bsr]': '2. + block shuffle/rotation (BSR)', 'facecloak[diversity=+sia]': '2. + SIA tile transforms',
+          'facecloak[model_dropout=0.1]': '2. + model dropout 0.1',
+          'facecloak[refine=5]': '5. refine 5 steps per photo', 'facecloak[refine=20]': '5. refine 20 steps per photo',
+          'pgd': 'per-photo PGD (60 steps)'}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--box', default='black', choices=['black', 'white', 'all'])
+    ap.add_argument('--condition', default='clean'); ap.add_argument('--out', default=None)
+    a = ap.parse_args(argv)
+    from facecloak.evaluate import load_record, lever_table, plot_levers
+    recs = []
+    for p in RECORDS:
+        r = load_record(p)
+        if r is None: print(f'(missing {p})', file=sys.stderr)
+        else: recs.append(r)
+    have = {x['method'] for r in recs for x in r['records']}
+    methods = [m for m in LEVERS if m in have]
+    kw = dict(box=None if a.box == 'all' else a.box, condition=a.condition)
+    rows = lever_table(recs, 'facecloak', methods, **kw)
+    print(f'| lever | people | facecloak | lever | paired difference ± SE | up / down | face SSIM | learn s | apply s/photo |')
+    print('|---|---|---|---|---|---|---|---|---|')
+    for r in rows:
+        print(f"| {LEVERS[r['method']]} (`{r['method']}`) | {r['n']} | {r['base_mean']:.3f} | {r['mean']:.3f} | "
+              f"{r['diff']:+.3f} ± {r['se']:.3f} | {r['up']} / {r['down']} | {r['ssim_face']:.3f} | {r['learn_s']:.1f} | {r['apply_s']:.2f} |")
+    dial = [r for r in rows if r['method'].startswith('facecloak[refine=') or r['method'] == 'pgd']
+    if a.out and dial:
+        import matplotlib.pyplot as plt
+        from facecloak.evaluate import per_person
+        base = next(r for r in recs if any(x['method'] == 'facecloak' for x in r['records']))
+        q0 = [x for x in base['records'] if x['kind'] == 'quality' and x['method'] == 'facecloak']
+        pts = [(sum(x['apply_s'] for x in q0) / len(q0), dial[0]['base_mean'], 'K = 0 (the mask)')]
+        pts += [(r['apply_s'], r['mean'], LEVERS[r['method']].split('. ')[-1]) for r in dial]
+        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], 'o-')
+        for x, y, t in pts: ax.annotate(t, (x, y), textcoords='offset points', xytext=(4, -10), fontsize=7)
+        ax.set(xscale='log', xlabel='seconds per photo, detection included (2 shared CPU cores)',
+               ylabel=f'{a.box}-box top-1 protection', ylim=(0, 1), title='the refine dial (development split)')
+        ax.grid(alpha=.3); fig.tight_layout()
+        dpath = Path(a.out).with_name('refine_dial.png'); dpath.parent.mkdir(parents=True, exist_ok=True); fig.savefig(dpath, dpi=110)
+        print(f'figure: {dpath}', file=sys.stderr)
+    if a.out:
+        fig, _ = plot_levers(recs, 'facecloak', methods, labels={**LEVERS, 'facecloak': 'facecloak (default)'},
+                             title=f'development split, {a.box}-box, {a.condition}', **kw)
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True); fig.savefig(a.out, dpi=110)
+        print(f'figure: {a.out}', file=sys.stderr)
+
+
+if __name__ == '__main__':
+    main()
