@@ -148,7 +148,7 @@ def cmd_learn(a) -> int:
     if out.exists() and not a.overwrite: return _err(f'{out} exists (use --overwrite to replace it)')
     kw = dict(epsilon=a.epsilon / 255, seed=a.seed)
     if getattr(a, 'init', None):
-        try: kw['init'] = load_prior(None if a.init == 'prior' else a.init)
+        try: kw['init'] = load_prior(a.init)
         except Exception as e: return _err(f'--init {a.init}: {_why(e)}')
     if a.anchor: kw['anchor'] = a.anchor
     if a.steps: kw['steps'] = a.steps

@@ -350,9 +350,8 @@ def resolve_targets(names, mods, x_set, *, reference=None, anchor=None, bank=Non
         each = {n: F.normalize(e, dim=-1).cpu() for n, e in zip(names, embed(mods, x_set))}
         ref, ref_kind = reference_embeddings(mods, names, x_set), 'each'
     else: ref, ref_kind = resolve_reference(reference, x_set, names, mods, size, template, detector)
-    if anchor is None and not use_anchor:
-        t = Targets(names, ref, {n: torch.zeros_like(ref[n]) for n in names}, None, ref_kind, dict(kind='none'), each=each)
-        if not similar: return t
+    if anchor is None and not use_anchor and not similar:       # nothing needs a bank
+        return Targets(names, ref, {n: torch.zeros_like(ref[n]) for n in names}, None, ref_kind, dict(kind='none'), each=each)
     by_bank = anchor is None or (isinstance(anchor, str) and not Path(anchor).exists())
     if (by_bank or similar) and not isinstance(bank, AnchorBank):
         bank = build_anchor_bank(mods, bank or 'lfw', exclude=exclude, device=x_set.device, progress=progress,
@@ -1060,8 +1059,8 @@ def learn_prior(photos=None, *, n_people: int = 1000, config: CloakConfig | None
     return learn_mask(images=x, reference='each', config=cfg, surrogates=surrogates, device=device, progress=progress)
 
 def load_prior(path=None) -> Mask:
-    "The prior mask shipped with facecloak (`PRIOR_FILE`), or the mask file `path`."
-    p = Path(path or PRIOR_FILE)
+    "The prior mask shipped with facecloak (`PRIOR_FILE`; `path` None or 'prior'), or the mask file `path`."
+    p = Path(PRIOR_FILE if path in (None, 'prior') else path)
     if not p.exists():
         raise FileNotFoundError(f"no prior mask at {p}: make one with `python benchmarks/bench_prior.py --out {p}`")
     return Mask.load(p)

@@ -232,7 +232,7 @@ def learn_options(kw: dict) -> dict:
 
 def _prior(path: str = 'prior', epsilon: float | None = None) -> cloak.Mask:
     "The prior mask ('prior': the shipped one; else a mask file), checked to have the budget `epsilon`."
-    m = cloak.load_prior(None if path == 'prior' else path)
+    m = cloak.load_prior(path)
     if epsilon is not None and abs(m.epsilon - epsilon) > 1e-6:
         raise ValueError(f"the prior {path} has epsilon {m.epsilon * 255:g}/255, not {epsilon * 255:g}/255: learn one for this budget")
     return m
