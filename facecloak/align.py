@@ -633,7 +633,17 @@ def warp_to_box(t: torch.Tensor, M, photo_size) -> tuple[torch.Tensor, tuple]:
     box = x0, y0, x1, y1 = aligned_box(M, t.shape[-2:], photo_size)
     if x1 <= x0 or y1 <= y0: return t.new_zeros(t.shape[0], t.shape[1], 0, 0), box
     back = _translate(-x0, -y0) @ np.r_[invert_affine(M), [[0, 0, 1]]]
-    return warp_affine(t, back[:2], (y1 - y0, x1 - x0)), box
+    fast = (t.device.type == 'cpu' and t.shape[0] == 1 and t.shape[1] <= 4 and t.dtype in (torch.float32, torch.float64)
+            and not (t.requires_grad and torch.is_grad_enabled()))
+    return (_warp_cv2 if fast else warp_affine)(t, back[:2], (y1 - y0, x1 - x0)), box
+
+def _warp_cv2(t: torch.Tensor, M, size) -> torch.Tensor:
+    "`warp_affine` of a (1,C,h,w) CPU tensor by OpenCV (bilinear, zeros outside): no autograd, about 15x faster."
+    import cv2
+    H, W = _size(size)
+    a = np.ascontiguousarray(t.detach()[0].permute(1, 2, 0).numpy())
+    out = cv2.warpAffine(a, np.asarray(M, np.float64), (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return torch.from_numpy(out.reshape(H, W, -1)).permute(2, 0, 1)[None]
 
 def warp_to_photo(t: torch.Tensor, M, photo_size) -> torch.Tensor:
     "`t` (N,C,h,w) in aligned space (M: photo -> aligned) warped back onto a `photo_size` (H,W) canvas, zeros outside."

@@ -21,18 +21,22 @@ IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif',
 # %% auto 0
 __all__ = ['EXIT_OK', 'EXIT_SKIPPED', 'EXIT_USAGE', 'EXIT_NOTHING', 'IMAGE_EXTS', 'FORMATS', 'CHUNK', 'CHUNK_PIXELS', 'TINY',
            'iter_inputs', 'safe_name', 'out_format', 'output_path', 'clean_exif', 'save_photo', 'Report', 'cmd_learn',
-           'chunks', 'protect_image', 'protect_chunk', 'cmd_apply', 'check_photo', 'cmd_check', 'demo_verdict',
-           'cmd_demo', 'eval_config', 'cmd_eval', 'parser', 'main']
+           'chunks', 'protect_image', 'protect_chunk', 'cmd_apply', 'protect_clip', 'check_photo', 'cmd_check',
+           'demo_verdict', 'cmd_demo', 'eval_config', 'cmd_eval', 'parser', 'main']
 
 # %% ../nbs/08_cli.ipynb
-def iter_inputs(paths) -> list[tuple[Path, Path, str | None]]:
-    "(file, base folder it was found under, error or None) for every image among `paths` (files or folders)."
+def iter_inputs(paths, videos: bool = False) -> list[tuple[Path, Path, str | None]]:
+    "(file, base folder it was found under, error or None) for every image (and video, with `videos`) among `paths` (files or folders)."
+    exts = set(IMAGE_EXTS)
+    if videos:
+        from facecloak.video import VIDEO_EXTS
+        exts |= set(VIDEO_EXTS)
     out = []
     for p in map(Path, paths):
         if not p.exists(): out.append((p, p.parent, 'no such file or folder')); continue
         if p.is_dir():
             try:
-                files = sorted(f for f in p.rglob('*') if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+                files = sorted(f for f in p.rglob('*') if f.is_file() and f.suffix.lower() in exts)
             except OSError as e: out.append((p, p, f'cannot read folder: {e.strerror}')); continue
             out += [(f, p, None) for f in files]
         elif not os.access(p, os.R_OK): out.append((p, p.parent, 'permission denied'))
@@ -247,7 +251,7 @@ def protect_chunk(mask, items, opts: dict, inputs=frozenset()) -> list[tuple[str
 def _apply_opts(a) -> dict:
     return dict(output=str(Path(a.output).resolve()), format=a.format, quality=a.quality, keep_exif=a.keep_exif,
                 overwrite=a.overwrite, detector=getattr(a, 'detector', 'mtcnn'), device=getattr(a, 'device', None),
-                max_side=getattr(a, 'detect_side', 1024) or None, refine=getattr(a, 'refine', 0) or 0)
+                max_side=getattr(a, 'detect_side', None) or 1024, refine=getattr(a, 'refine', 0) or 0)
 
 def _trim():
     "Give freed heap back to the OS (glibc): decoded photos of varying sizes otherwise fragment the heap."
@@ -281,24 +285,43 @@ def cmd_apply(a) -> int:
     if (getattr(a, 'workers', 0) or 0) < 0: return _err(f'--workers {a.workers} is out of range: give 0 (in process) or more')
     if getattr(a, 'chunk', CHUNK) is not None and getattr(a, 'chunk', CHUNK) < 1: return _err(f'--chunk {a.chunk} is out of range: give 1 or more')
     if (getattr(a, 'refine', 0) or 0) < 0: return _err(f'--refine {a.refine} is out of range: give 0 (the plain mask) or more steps')
-    items = iter_inputs(a.inputs)
-    if not items: return _err('no image found in the inputs', EXIT_NOTHING)
+    from facecloak.video import is_video
+    items = iter_inputs(a.inputs, videos=True)
+    if not items: return _err('no image or video found in the inputs', EXIT_NOTHING)
+    if (getattr(a, 'detect_every', 5) or 0) < 1: return _err(f'--detect-every {a.detect_every} is out of range: give 1 (every frame) or more')
     out = Path(a.output)
     if out.exists() and not out.is_dir(): return _err(f'output {out} exists and is not a folder')
     try: out.mkdir(parents=True, exist_ok=True)
     except OSError as e: return _err(f'cannot create the output folder {out}: {e.strerror or e}')
     inputs = frozenset(Path(f).resolve() for f, _, _ in items)
+    clips = [it for it in items if it[2] is None and is_video(it[0])]
+    photos = [it for it in items if not (it[2] is None and is_video(it[0]))]
     rep = Report()
-    bar = tqdm(total=len(items), desc='apply', unit='photo', disable=a.quiet)
-    def collect(results):
-        for status, f, x in results:
-            if status == 'done': rep.done.append(x)
-            else: rep.skip(f, x)
-        bar.update(len(results))
-    try: _run_chunks(mask, chunks(items, getattr(a, 'chunk', CHUNK) or CHUNK), _apply_opts(a), inputs, a, collect)
-    finally: bar.close()
+    if photos:
+        bar = tqdm(total=len(photos), desc='apply', unit='photo', disable=a.quiet)
+        def collect(results):
+            for status, f, x in results:
+                if status == 'done': rep.done.append(x)
+                else: rep.skip(f, x)
+            bar.update(len(results))
+        try: _run_chunks(mask, chunks(photos, getattr(a, 'chunk', CHUNK) or CHUNK), _apply_opts(a), inputs, a, collect)
+        finally: bar.close()
+    for f, base, _ in clips: protect_clip(mask, f, base, a, inputs, rep)
     print(rep.summary())
     return rep.code
+
+def protect_clip(mask, f: Path, base: Path, a, inputs, rep: Report):
+    "Protect one video into the output folder (`Mask.apply_video`); its outcome goes to `rep`."
+    from facecloak.video import apply_video, video_ext
+    try:
+        dst = output_path(f, base, a.output, video_ext(f), inputs)
+        r = apply_video(mask, f, dst, detect_every=getattr(a, 'detect_every', 5), detector=getattr(a, 'detector', 'mtcnn'),
+                        max_side=getattr(a, 'detect_side', None) or 640, refine=getattr(a, 'refine', 0) or 0,
+                        crf=getattr(a, 'crf', 18), device=getattr(a, 'device', None), overwrite=a.overwrite,
+                        progress=not a.quiet)
+        rep.done.append(r.dst)
+        if not a.quiet: print(f'{f}: {r.cloaked} of {r.frames} frames cloaked, {r.fps:.1f} frames/s', file=sys.stderr)
+    except Exception as e: rep.skip(f, _why(e))
 
 # %% ../nbs/08_cli.ipynb
 def check_photo(mask, photo, models: dict, *, original=None, simulate: bool = False, quality: int = 90) -> dict:
@@ -496,8 +519,8 @@ def _learn_parser(sub):
     l.set_defaults(func=cmd_learn)
 
 def _apply_parser(sub):
-    ap = sub.add_parser('apply', help='apply a cloak to photos and folders')
-    ap.add_argument('mask'); ap.add_argument('inputs', nargs='+', help='photos or folders')
+    ap = sub.add_parser('apply', help='apply a cloak to photos, videos and folders')
+    ap.add_argument('mask'); ap.add_argument('inputs', nargs='+', help='photos, videos or folders (which may mix both)')
     ap.add_argument('-o', '--output', required=True, help='output folder (inputs are never overwritten)')
     ap.add_argument('--format', default='keep', choices=['keep', *FORMATS], help='output format (default: as input)')
     ap.add_argument('--quality', type=int, default=95, help='JPEG/WebP quality (default 95)')
@@ -509,11 +532,15 @@ def _apply_parser(sub):
     ap.add_argument('--memory-limit', default='4GB', help='memory limit per worker process (default 4GB)')
     ap.add_argument('--chunk', type=int, default=CHUNK, metavar='N', help=f'photos loaded and detected together (default {CHUNK})')
     ap.add_argument('--detector', default='mtcnn', help='face detector (default mtcnn)')
-    ap.add_argument('--detect-side', type=int, default=1024, metavar='PX',
-                    help='detect on a copy downscaled to this long side (default 1024, as align.detect; 640 is ~2x faster)')
+    ap.add_argument('--detect-side', type=int, default=None, metavar='PX',
+                    help='detect on a copy downscaled to this long side (default 1024 for photos, as align.detect; '
+                         '640 for video frames; 640 is ~2x faster)')
     ap.add_argument('--refine', type=int, default=0, metavar='K',
                     help="K learning steps on each photo, starting from the mask (same budget; about 0.2 s per step on a CPU): "
-                         "stronger protection for more time per photo (default 0: the plain mask)")
+                         "stronger protection for more time per photo; for a video, once on its first face (default 0: the plain mask)")
+    ap.add_argument('--detect-every', type=int, default=5, metavar='N',
+                    help='videos: detect the face every N frames, follow it by optical flow between (default 5; 1: every frame)')
+    ap.add_argument('--crf', type=int, default=18, help='videos: x264 quality, lower is better (default 18, near lossless)')
     ap.add_argument('--device', help='torch device (default: cuda if available)')
     ap.add_argument('-q', '--quiet', action='store_true')
     ap.set_defaults(func=cmd_apply)

@@ -1016,18 +1016,38 @@ def _mask_apply(self: Mask, photo, *, face=None, M=None, select='reference', mod
     if side < min_face:
         raise FaceTooSmallError(f"face too small to protect: it is about {side:.0f} px wide in the photo "
                                 f"(at least {min_face} px are needed; give a larger photo)")
-    d, (y0, y1, x0, x1) = self.photo_delta(M, (im.height, im.width))
-    if mode in ('L', 'LA'): d = (d @ torch.tensor([0.299, 0.587, 0.114]))[..., None]
     arr = np.array(im)
-    if arr.ndim == 2: arr = arr[..., None]
-    c = d.shape[-1]
-    if d.numel():
-        box = arr[y0:y1, x0:x1, :c].astype(np.float32)
-        arr[y0:y1, x0:x1, :c] = np.clip(np.rint(box + d.numpy()), 0, 255).astype(np.uint8)
-    out = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr, mode=None)
+    box = self.add_to(arr, M)
+    out = Image.fromarray(arr, mode=None)
     out.info.update({k: v for k, v in im.info.items() if k in ('icc_profile', 'dpi')})
-    return (out, dict(M=M, box=(y0, y1, x0, x1), landmarks=lm)) if return_info else out
+    return (out, dict(M=M, box=box, landmarks=lm)) if return_info else out
 Mask.apply = _mask_apply
+
+@torch.no_grad()
+def _mask_add_to(self: Mask, arr: np.ndarray, M) -> tuple:
+    """Add the mask in place to the 8-bit photo array `arr` ((H,W) grey, (H,W,C) RGB or RGBA; alpha kept) for the face
+    mapped by `M` (2,3 photo->aligned), rounded and clipped to 0..255; the changed box `(y0, y1, x0, x1)`. The array
+    form of `apply`, for callers that hold frames already (video)."""
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3): raise ValueError(f"arr must be an 8-bit (H,W) or (H,W,C) array, got {arr.dtype} {arr.shape}")
+    a = arr[..., None] if arr.ndim == 2 else arr
+    d, (y0, y1, x0, x1) = self.photo_delta(M, a.shape[:2])
+    if a.shape[-1] < 3: d = (d @ torch.tensor([0.299, 0.587, 0.114]))[..., None]   # grey (and grey + alpha)
+    if d.numel():
+        c = d.shape[-1]
+        a[y0:y1, x0:x1, :c] = np.clip(np.rint(a[y0:y1, x0:x1, :c].astype(np.float32) + d.numpy()), 0, 255).astype(np.uint8)
+    return (y0, y1, x0, x1)
+Mask.add_to = _mask_add_to
+
+def _mask_matrix(self: Mask, face) -> np.ndarray:
+    "The (2,3) photo->aligned matrix of this mask's template and size for a `Face` or (5,2) landmarks (what `apply` uses)."
+    return _photo_M(_landmarks(face), self.template, self.size)
+Mask.matrix = _mask_matrix
+
+def _mask_apply_video(self: Mask, src, dst, **kw):
+    "Protect the video `src` into `dst` with this mask: `facecloak.video.apply_video` (10_video), same keywords."
+    from facecloak import video
+    return video.apply_video(self, src, dst, **kw)
+Mask.apply_video = _mask_apply_video
 
 def _mask_refined(self: Mask, images, steps: int, *, surrogates=None, device=None, progress: bool = False, **overrides) -> Mask:
     """This mask after `steps` more learning steps on the aligned `images` alone (the photo it is about to be

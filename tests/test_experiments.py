@@ -70,3 +70,18 @@ def test_levers_table_comes_from_the_committed_records(tmp_path):
     rec = load_record(ROOT/'data'/'eval'/'dev24_refine.json.gz')
     people = {x['person'] for x in rec['records']}
     assert len(people) == 24 and people <= dev and not people & test
+
+
+def test_video_table_comes_from_the_committed_record(tmp_path):
+    "experiments/video_protection.py rebuilds the table of experiments/video.md from data/eval/video_dev24.jsonl (24 dev people)."
+    r = subprocess.run([sys.executable, str(ROOT/'experiments'/'video_protection.py'), '--out', str(ROOT/'data'/'eval'/'video_dev24.jsonl'),
+                        '--report', str(tmp_path/'v.png')], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    rows = [l for l in r.stdout.splitlines() if l.startswith('| ') and not l.startswith('| attacked')]
+    md = (ROOT/'experiments'/'video.md').read_text()
+    assert len(rows) == 4 and all(row in md for row in rows), (rows, 'not in experiments/video.md')
+    assert (tmp_path/'v.png').stat().st_size > 10_000
+    import json
+    from facecloak.evaluate import split_people
+    people = {json.loads(l)['person'] for l in (ROOT/'data'/'eval'/'video_dev24.jsonl').open()}
+    assert len(people) == 24 and people <= set(split_people('dev')) and not people & set(split_people('test'))

@@ -1,0 +1,138 @@
+"""Issue #16: does a cloak survive video? Frames of protected clips attacked as photos, beside the same photos protected.
+
+For each development-split person: the default mask is learnt from photo 1 (`learn_mask`, as the `facecloak`
+evaluation method), and the person's 6 probe photos (never seen by learning) are protected two ways:
+
+- `photo`: each probe protected as a photo and written as JPEG q90 (the evaluation's protocol);
+- `video crf N`: the probes made into a clip (`synthetic_clip`: 1 s each at 10 fps, a little motion), the clip
+  protected by `Mask.apply_video` (detection every 5 frames, flow and smoothing between) and encoded by x264 at
+  crf 18 (facecloak's default) and crf 28 (a heavier re-encoding, as an upload site might do);
+- `video none`: the clean clip's frames (the attacker's success on unprotected video).
+
+The attacker decodes every second frame, detects and aligns each as a photo, and identifies it against the
+evaluation's gallery (the people's gallery photos plus 500 LFW distractors). Protection is the top-1 rate of
+frames (photos) whose nearest identity is not the person, per model; black-box = models that did not learn the
+mask. Flicker inside the face region (`facecloak.video.flicker`) is recorded for the crf 18 clip.
+
+    python experiments/video_protection.py --people 24 --out data/eval/video_dev24.jsonl    # resumable
+    python experiments/video_protection.py --out data/eval/video_dev24.jsonl --report figures/eval/video_protection.png
+"""
+import argparse, json, tempfile, time
+from pathlib import Path
+
+import numpy as np
+
+ARMS = ('photo', 'video crf 18', 'video crf 28', 'video none')
+
+
+def _attack(paths, subject, gallery, models, thresholds):
+    from facecloak import evaluate as E
+    x, found = E.attacker_align(paths, cache=False)
+    return {n: E.protection(gallery, n, E.embed(m, x), found, subject.name, thresholds.get(n, {})) for n, m in models.items()}
+
+
+def _frames_to_png(clip, d, tag, every=2):
+    from PIL import Image
+    from facecloak.video import read_frames
+    out = []
+    for i, f in enumerate(read_frames(clip, every=every)):
+        p = Path(d)/f'{tag}_{i:03d}.png'; Image.fromarray(f).save(p); out.append(p)
+    return out
+
+
+def person(subject, gallery, models, thresholds, device=None):
+    "One person's record: protection per arm and model, the mask's surrogates, flicker, times."
+    from facecloak.cloak import learn_mask
+    from facecloak.video import synthetic_clip, flicker
+    t0 = time.perf_counter()
+    mask = learn_mask(subject.learn, progress=False, device=device)
+    rec = dict(person=subject.name, surrogates=mask.surrogates, learn_s=round(time.perf_counter() - t0, 1), arms={})
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        photos = []
+        for i, p in enumerate(subject.probes):
+            q = d/f'photo_{i}.jpg'; mask.apply(p).convert('RGB').save(q, 'JPEG', quality=90); photos.append(q)
+        rec['arms']['photo'] = _attack(photos, subject, gallery, models, thresholds)
+        clean = synthetic_clip(subject.probes, d/'clean.mp4', fps=10, seconds=1.0, size=(250, 250))
+        rec['arms']['video none'] = _attack(_frames_to_png(clean, d, 'none'), subject, gallery, models, thresholds)
+        for crf in (18, 28):
+            t0 = time.perf_counter()
+            rep = apply_video_(mask, clean, d/f'p{crf}.mp4', crf, device)
+            rec[f'apply_fps_crf{crf}'] = round(rep.frames / (time.perf_counter() - t0), 1)
+            rec[f'cloaked_crf{crf}'] = [rep.cloaked, rep.frames]
+            rec['arms'][f'video crf {crf}'] = _attack(_frames_to_png(d/f'p{crf}.mp4', d, f'c{crf}'), subject, gallery, models, thresholds)
+            if crf == 18: rec['flicker'] = {k: round(float(v), 4) for k, v in flicker(clean, d/'p18.mp4', rep.landmarks, mask).items()}
+    for arm in rec['arms'].values():
+        for r in arm.values(): r.pop('sims', None)
+    return rec
+
+
+def apply_video_(mask, src, dst, crf, device):
+    from facecloak.video import apply_video
+    return apply_video(mask, src, dst, crf=crf, device=device, progress=False)
+
+
+def run(args):
+    from facecloak import evaluate as E, models as M
+    subs = E.subjects(args.people, split='dev', max_probes=6)
+    targets = [t for t in M.TARGETS if M.present(t)]
+    models = {t: M.load_model(t) for t in targets}
+    gallery = E.Gallery(models, subs, n_distractors=500)
+    out = Path(args.out); out.parent.mkdir(parents=True, exist_ok=True)
+    done = {json.loads(l)['person'] for l in out.open()} if out.exists() else set()
+    for s in subs:
+        if s.name in done: continue
+        t0 = time.perf_counter(); rec = person(s, gallery, models, E.LFW_THRESHOLDS, args.device)
+        with out.open('a') as f: f.write(json.dumps(rec) + '\n')
+        bb = {a: np.mean([r['top1'] for n, r in v.items() if n not in rec['surrogates']]) for a, v in rec['arms'].items()}
+        print(s.name, f'{time.perf_counter() - t0:.0f}s', {a: round(float(v), 3) for a, v in bb.items()}, flush=True)
+
+
+def summary(path):
+    "Per arm: black-box and white-box top-1 over people, paired difference to `photo` +- SE, people up/down; flicker."
+    recs = [json.loads(l) for l in Path(path).open()]
+    box = lambda r, a, black: float(np.mean([v['top1'] for n, v in r['arms'][a].items() if (n not in r['surrogates']) == black]))
+    rows = []
+    for a in ARMS:
+        bb = np.array([box(r, a, True) for r in recs]); wb = np.array([box(r, a, False) for r in recs])
+        d = bb - np.array([box(r, 'photo', True) for r in recs])
+        rows.append(dict(arm=a, people=len(recs), black=bb.mean(), white=wb.mean(), diff=d.mean(),
+                         se=d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float('nan'),
+                         up=int((d > 1e-9).sum()), down=int((d < -1e-9).sum()), per_person=bb))
+    fl = {k: float(np.mean([r['flicker'][k] for r in recs])) for k in recs[0]['flicker']}
+    return rows, fl, recs
+
+
+def report(path, fig):
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    rows, fl, recs = summary(path)
+    print('| attacked as | black-box top-1 | paired vs photo (up / down) | white-box top-1 |')
+    print('|---|---|---|---|')
+    for r in rows:
+        pd = '—' if r['arm'] == 'photo' else f"{r['diff']:+.3f} ± {r['se']:.3f} ({r['up']} / {r['down']})"
+        print(f"| {r['arm']} | {r['black']:.3f} | {pd} | {r['white']:.3f} |")
+    print('flicker (grey levels, face region, mean over people):', {k: round(v, 3) for k, v in fl.items()})
+    print('apply frames/s (250x250 clip, detection every 5):', round(float(np.mean([r['apply_fps_crf18'] for r in recs])), 1))
+    fig_, ax = plt.subplots(1, 2, figsize=(10, 3.8))
+    x = np.arange(len(rows))
+    ax[0].bar(x, [r['black'] for r in rows], yerr=[r['per_person'].std(ddof=1) / np.sqrt(len(recs)) for r in rows], color='C0', alpha=.8)
+    ax[0].set_xticks(x, [r['arm'] for r in rows], rotation=15); ax[0].set_ylabel('black-box top-1 protection')
+    ax[0].set_title(f'{len(recs)} dev people, 6 probes each')
+    base = rows[0]['per_person']
+    for i, r in enumerate(rows[1:3], 1):
+        ax[1].scatter(base, r['per_person'], label=r['arm'], s=18)
+    ax[1].plot([0, 1], [0, 1], 'k--', lw=.8); ax[1].set_xlabel('photo (JPEG q90)'); ax[1].set_ylabel('video frames')
+    ax[1].set_title('per person, black-box'); ax[1].legend()
+    fig_.tight_layout(); Path(fig).parent.mkdir(parents=True, exist_ok=True); fig_.savefig(fig, dpi=110)
+
+
+if __name__ == '__main__':
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--people', type=int, default=24)
+    ap.add_argument('--out', default='data/eval/video_dev24.jsonl')
+    ap.add_argument('--device', default=None)
+    ap.add_argument('--report', default=None, help='write the figure here and print the table (no new runs)')
+    a = ap.parse_args()
+    if a.report: report(a.out, a.report)
+    else: run(a)

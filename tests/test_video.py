@@ -1,0 +1,176 @@
+"""Videos: `facecloak apply me.mask clip.mp4 -o out/` and `Mask.apply_video` on clips the tests make.
+
+The clips are LFW photos with a little motion (`facecloak.video.synthetic_clip`), some with what phone
+clips carry: a display rotation, a variable frame rate, a sound track and a GPS tag. The masks are a
+random ±ε mask and a short learnt one (a few steps: its reference embedding picks the user's face), so
+these take seconds, not minutes.
+"""
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from facecloak import assets
+from facecloak.cli import main, EXIT_OK, EXIT_SKIPPED
+from facecloak.video import (apply_video, flicker, probe, read_frames, synthetic_clip, VideoError, FaceTrack,
+                             upright)
+
+EPS = 8 / 255
+
+
+def _lfw(name, i=1):
+    p = assets.lfw_image(name, i)
+    assert p.exists(), f'LFW photo {p} is missing: set FACECLOAK_DATA_DIR'
+    return p
+
+
+@pytest.fixture(scope='module')
+def sign_mask(tmp_path_factory):
+    from facecloak.cloak import random_mask
+    m = random_mask(epsilon=EPS, seed=0, kind='sign')
+    p = tmp_path_factory.mktemp('mask')/'me.mask'; m.save(p)
+    return m, p
+
+
+@pytest.fixture(scope='module')
+def clips(tmp_path_factory):
+    d = tmp_path_factory.mktemp('clips')
+    ph = [_lfw('Andre_Agassi', i) for i in (1, 2)]
+    return dict(
+        plain=synthetic_clip(ph, d/'plain.mp4', fps=10, seconds=0.6, audio=True),
+        phone=synthetic_clip(ph, d/'phone.mov', fps=12, seconds=0.5, rotation=270, vfr=True, audio=True,
+                             location='+48.8584+002.2945/'),
+        flipped=synthetic_clip(ph[:1], d/'flipped.mkv', fps=10, seconds=0.5, rotation=180))
+
+
+def _pts(p):
+    with av.open(str(p)) as c: return [float(f.pts * f.time_base) for f in c.decode(video=0)]
+
+
+def _no_temp(folder):
+    return [p.name for p in Path(folder).rglob('*') if p.name.startswith('.') or p.suffix == '.part']
+
+
+def test_cli_protects_a_folder_mixing_photos_and_videos(clips, sign_mask, tmp_path, capsys):
+    d = tmp_path/'in'; (d/'sub').mkdir(parents=True)
+    Image.open(_lfw('Andre_Agassi', 3)).save(d/'photo.jpg')
+    (d/'clip.mp4').write_bytes(clips['plain'].read_bytes())
+    (d/'sub'/'phone.mov').write_bytes(clips['phone'].read_bytes())
+    (d/'notes.mp4').write_text('not a video')
+    synthetic_clip([Image.new('RGB', (120, 120), (40, 90, 160))], d/'wall.mp4', fps=5, seconds=1)
+    before = {p: p.read_bytes() for p in d.rglob('*') if p.is_file()}
+    code = main(['apply', str(sign_mask[1]), str(d), '-o', str(tmp_path/'out'), '-q', '--detect-every', '3'])
+    err = capsys.readouterr().err
+    assert code == EXIT_SKIPPED, err
+    out = tmp_path/'out'
+    assert sorted(str(p.relative_to(out)) for p in out.rglob('*') if p.is_file()) == ['clip.mp4', 'photo.jpg', 'sub/phone.mov']
+    assert 'notes.mp4' in err and 'not a readable video' in err
+    assert 'wall.mp4' in err and 'no face found in any of the 5 frames' in err
+    assert _no_temp(out) == []
+    assert {p: p.read_bytes() for p in d.rglob('*') if p.is_file()} == before          # inputs untouched
+    for name, src in (('clip.mp4', clips['plain']), ('sub/phone.mov', clips['phone'])):
+        a, b = probe(src), probe(out/name)
+        assert (b.width, b.height, b.frames, b.rotation, b.audio) == (a.width, a.height, a.frames, a.rotation, a.audio)
+        assert _pts(out/name) == _pts(src)
+    with av.open(str(out/'sub'/'phone.mov')) as c: assert not any('location' in k for k in c.metadata), c.metadata
+    with av.open(str(clips['phone'])) as c: assert any('location' in k for k in c.metadata)
+    # a second run refuses to overwrite, and says so
+    code = main(['apply', str(sign_mask[1]), str(d/'clip.mp4'), '-o', str(out), '-q'])
+    assert code == EXIT_SKIPPED and 'exists' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('name', ['plain', 'phone', 'flipped'])
+def test_every_frame_is_cloaked_on_the_face_only(clips, sign_mask, tmp_path, name):
+    "Rotated (270, 180) and variable-frame-rate clips come out right: the face found in every upright frame."
+    from facecloak.cloak import load_prior
+    mask = load_prior()           # a learnt (smooth) mask: x264 keeps most of it, where it flattens ±ε pixel noise
+    src = clips[name]; dst = tmp_path/('out' + src.suffix)
+    rep = apply_video(mask, src, dst, detect_every=2, progress=False)
+    info, n = probe(src), sum(1 for _ in read_frames(src))          # (Matroska's header has no frame count)
+    assert (rep.frames, rep.cloaked, rep.rotation) == (n, n, info.rotation) and n >= 5
+    assert probe(dst).rotation == info.rotation
+    inside, outside = [], []
+    for lm, o, p in zip(rep.landmarks, read_frames(src), read_frames(dst)):
+        reg = mask.region(mask.matrix(lm), o.shape[:2])
+        diff = np.abs(o.astype(int) - p).mean(-1)
+        inside.append(diff[reg].mean()); outside.append(diff[~reg].mean())
+        assert 0.25 < lm[:, 0].mean() / o.shape[1] < 0.75       # on the face in the middle of the upright frame
+    assert np.mean(inside) > 2.5 * np.mean(outside), (np.mean(inside), np.mean(outside))
+
+
+def test_interrupted_run_leaves_nothing(clips, sign_mask, tmp_path):
+    lm = next(iter(FaceTrack(sign_mask[0])(f, 0) for f in read_frames(clips['plain'])))
+    def stop_at_4(i):
+        if i == 4: raise KeyboardInterrupt
+        return lm
+    out = tmp_path/'out'; out.mkdir()
+    with pytest.raises(KeyboardInterrupt): apply_video(sign_mask[0], clips['plain'], out/'c.mp4', landmarks=stop_at_4, progress=False)
+    assert list(out.iterdir()) == []
+
+
+def test_bad_inputs_name_the_problem_and_write_nothing(clips, sign_mask, tmp_path):
+    m = sign_mask[0]; out = tmp_path/'out'; out.mkdir()
+    data = clips['plain'].read_bytes()
+    (tmp_path/'cut.mp4').write_bytes(data[:len(data) * 2 // 3])
+    (tmp_path/'zero.mp4').write_bytes(b'')
+    cases = {'cut.mp4': 'truncated', 'zero.mp4': 'not a readable video'}
+    for name, msg in cases.items():
+        with pytest.raises(VideoError, match=msg): apply_video(m, tmp_path/name, out/name, progress=False)
+    with pytest.raises(FileNotFoundError): apply_video(m, tmp_path/'missing.mp4', out/'x.mp4')
+    with pytest.raises(ValueError, match='input'): apply_video(m, clips['plain'], clips['plain'], overwrite=True)
+    with pytest.raises(ValueError, match='refine'): apply_video(m, clips['plain'], out/'r.mp4', refine=-1)
+    with pytest.raises(ValueError, match='detect_every'): apply_video(m, clips['plain'], out/'d.mp4', detect_every=0)
+    assert list(out.iterdir()) == []
+
+
+def test_the_users_face_is_chosen_by_the_masks_reference(tmp_path):
+    "Two people in view, the other one larger: a learnt mask cloaks the user, and leaves the other face alone."
+    from facecloak.cloak import learn_mask
+    user, other = _lfw('Andre_Agassi', 1), _lfw('George_W_Bush', 1)
+    mask = learn_mask(user, anchor=_lfw('Tony_Blair', 1), surrogates=['mobilefacenet_ms1m'], w_similar=0, steps=3,
+                      device='cpu', progress=False)
+    scene = Image.new('RGB', (560, 300), (90, 90, 90))
+    scene.paste(Image.open(_lfw('Andre_Agassi', 4)).resize((200, 200)), (20, 50))
+    scene.paste(Image.open(other).resize((280, 280)), (270, 10))
+    clip = synthetic_clip([scene], tmp_path/'two.mp4', fps=10, seconds=0.6)
+    rep = apply_video(mask, clip, tmp_path/'out.mp4', detect_every=3, progress=False)
+    assert rep.cloaked == rep.frames == 6
+    assert (rep.landmarks[:, :, 0] < 250).all(), rep.landmarks[:, :, 0].mean()      # the user, on the left
+
+
+def test_steadier_than_the_raw_detections(sign_mask, tmp_path):
+    "The tracker and the One Euro filter keep the cloak steadier than placing it on each frame's raw detection."
+    clip = synthetic_clip([_lfw('Andre_Agassi', 1)], tmp_path/'still.mp4', fps=10, seconds=2)
+    m, res = sign_mask[0], {}
+    for name, kw in dict(raw=dict(detect_every=1, smooth=False), default=dict()).items():
+        rep = apply_video(m, clip, tmp_path/f'{name}.mp4', progress=False, **kw)
+        res[name] = flicker(clip, tmp_path/f'{name}.mp4', rep.landmarks, m)
+    assert res['default']['cloak'] < 0.8 * res['raw']['cloak'], res
+    assert res['default']['pairs'] == res['raw']['pairs'] == 19
+
+
+def test_upright_turns_the_stored_frame_as_the_player_does():
+    a = np.zeros((2, 4, 3), np.uint8); a[0, -1] = 255          # a bright pixel top-right
+    assert upright(a, 90).shape == (4, 2, 3) and upright(a, 90)[0, 0, 0] == 255      # 90 counter-clockwise: to the top-left
+    assert upright(a, 180)[-1, 0, 0] == 255 and upright(a, 270)[-1, -1, 0] == 255
+
+
+def test_the_benchmark_runs_and_reports_every_run(capsys):
+    "benchmarks/bench_video.py at a tiny size: JSON with frames per second and memory for each run (no timing asserted)."
+    import importlib.util, json
+    spec = importlib.util.spec_from_file_location('bench_video', Path(__file__).resolve().parent.parent/'benchmarks'/'bench_video.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    mod.main(['--seconds', '1.5', '--fps', '4', '--size', '320x240', '--runs', 'decode_only,apply_only,detect_every_5'])
+    res = json.loads(capsys.readouterr().out)
+    assert res['size'] == '320x240' and [r['run'] for r in res['runs']] == ['decode_only', 'apply_only', 'detect_every_5']
+    assert all(r['frames'] == 6 and r['frames_per_s'] > 0 and r['rss_mb_peak'] >= r['rss_mb_at_10pct'] > 0 for r in res['runs'])
+
+
+def test_webm_output_reencodes_the_sound_it_cannot_copy(clips, sign_mask, tmp_path):
+    "WebM holds only Opus or Vorbis sound: the AAC track is re-encoded (to Opus), the picture goes to VP9."
+    rep = apply_video(sign_mask[0], clips['plain'], tmp_path/'out.webm', progress=False)
+    info = probe(tmp_path/'out.webm')
+    assert (rep.audio, info.codec, info.audio) == ('re-encoded', 'vp9', ['opus'])
+    assert rep.cloaked == rep.frames == sum(1 for _ in read_frames(tmp_path/'out.webm')) == probe(clips['plain']).frames
