@@ -324,8 +324,10 @@ def protect_clip(mask, f: Path, base: Path, a, inputs, rep: Report):
     except Exception as e: rep.skip(f, _why(e))
 
 # %% ../nbs/08_cli.ipynb
-def check_photo(mask, photo, models: dict, *, original=None, simulate: bool = False, quality: int = 90) -> dict:
-    "{model: (similarity before or None, after, threshold, protected?)} for one photo (see above)."
+def check_photo(mask, photo, models: dict, *, original=None, simulate: bool = False, quality: int = 90,
+                with_quality: bool = False):
+    """{model: (similarity before or None, after, threshold, protected?)} for one photo (see above); `with_quality`:
+    also the face's quality at the photo's own resolution (`evaluate.native_quality`; None without a clean photo)."""
     from facecloak.align import load_photo, align
     from facecloak.models import LFW_THRESHOLDS
     import torch
@@ -343,7 +345,16 @@ def check_photo(mask, photo, models: dict, *, original=None, simulate: bool = Fa
             after = float(m(align(after_im, select=sel).image) @ ref)
         t = LFW_THRESHOLDS.get(name, {}).get('far1e-3', float('nan'))
         out[name] = (before, after, t, after < t)
-    return out
+    if not with_quality: return out
+    from facecloak.evaluate import native_quality
+    ok = before_im is not None and before_im.size == after_im.size
+    return out, (native_quality(before_im, after_im) if ok else None)
+
+def _quality_line(q: dict) -> str:
+    "The full-resolution quality of a checked photo, in one line."
+    w, h = q['size']
+    if 'ssim_face' not in q: return f'quality at {w}x{h} (no face found: whole photo): SSIM {q["ssim"]:.3f}, PSNR {q["psnr"]:.1f} dB'
+    return f'face quality at the photo\'s own size ({w}x{h}): SSIM {q["ssim_face"]:.3f}, PSNR {q["psnr_face"]:.1f} dB'
 
 def _original_for(f: Path, originals) -> Path | None:
     "The clean photo in `originals` with the same stem as `f` (any image extension), if there is one."
@@ -368,13 +379,14 @@ def cmd_check(a) -> int:
           + ('   (after = cloaked in memory, JPEG q=90)' if a.simulate else ''))
     for f, _, err in items:
         if err: rep.skip(f, err); continue
-        try: res = check_photo(mask, f, models, original=_original_for(f, a.originals), simulate=a.simulate)
+        try: res, q = check_photo(mask, f, models, original=_original_for(f, a.originals), simulate=a.simulate, with_quality=True)
         except Exception as e: rep.skip(f, _why(e)); continue
         rep.done.append(str(f))
         for name, (b, af, t, ok) in res.items():
             failed += not ok
             bs = f'{b:7.3f}' if b is not None else f'{"-":>7s}'
             print(f'{str(f)[-40:]:40s} {name:22s} {bs} {af:7.3f} {t:7.3f}  {"protected" if ok else "RECOGNISED"}')
+        if q is not None: print(f'{"":40s} {_quality_line(q)}')
     n = len(rep.done) * len(models)
     print(rep.summary('checked') + (f'; {failed} of {n} photo-model pairs still recognised' if failed else '; all protected'))
     return rep.code
@@ -481,12 +493,13 @@ def eval_config(a):
     if bad := [c for c in conditions if c not in CONDITIONS]:
         raise ValueError(f'--conditions: unknown {", ".join(bad)}; known: {", ".join(CONDITIONS)}')
     for name, v, lo in (('--subjects', a.subjects, 1), ('--probes', a.probes, 1), ('--distractors', a.distractors, 0),
-                        ('--workers', a.workers, 1)):
+                        ('--workers', a.workers, 1), ('--portraits', getattr(a, 'portraits', 0), 0)):
         if v is not None and v < lo: raise ValueError(f'{name} {v} is out of range: give {lo} or more')
     split = getattr(a, 'split', None)
     n = a.subjects if a.subjects is not None else (None if split else 20)
     return EvalConfig(n_subjects=n, split=split, max_probes=a.probes, methods=methods, epsilons=eps, sweep=sweep, mode=a.mode,
-                      conditions=conditions, n_distractors=a.distractors, targets=_split(a.targets) or None)
+                      conditions=conditions, n_distractors=a.distractors, targets=_split(a.targets) or None,
+                      portraits=getattr(a, 'portraits', 0) or 0)
 
 def cmd_eval(a) -> int:
     "facecloak eval: run (or resume) the evaluation, write the record, its table and figures, print the summary JSON."
@@ -579,6 +592,8 @@ def _eval_parser(sub):
     e.add_argument('--mode', default='fixed', choices=['fixed', 'loo'], help="'loo': a mask per target learned with the other models")
     e.add_argument('--conditions', default=None, help='comma-separated attacker conditions (default: all of facecloak.evaluate.CONDITIONS)')
     e.add_argument('--distractors', type=int, default=500, help='distractor identities in the gallery (default 500)')
+    e.add_argument('--portraits', type=int, default=0, metavar='N',
+                   help='also measure each method\'s face quality at full resolution on N large portraits (CelebA-HQ 1024²; default 0)')
     e.add_argument('--targets', default=None, help='comma-separated recognition models (default: every model present)')
     e.add_argument('--scheduler', default=None, help="'local': a Dask LocalCluster; or a scheduler address (default: in process)")
     e.add_argument('--workers', type=int, default=2, help='worker processes of the LocalCluster (default 2)')

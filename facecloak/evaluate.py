@@ -21,9 +21,10 @@ from .core import atomic_write, jpeg
 
 # %% auto 0
 __all__ = ['DEV_PEOPLE', 'SPLIT_MIN_PHOTOS', 'CONDITIONS', 'METHODS', 'Subject', 'split_people', 'subjects', 'attacker_align',
-           'embed', 'Gallery', 'protection', 'verification', 'reverify', 'quality', 'lpips_distance', 'learn_options',
-           'parse_method', 'evaluate_subject', 'EvalConfig', 'versions', 'load_record', 'run_evaluation', 'summarize',
-           'markdown_table', 'plot_report', 'by_box', 'per_person', 'paired', 'lever_table', 'plot_levers']
+           'embed', 'Gallery', 'protection', 'verification', 'reverify', 'quality', 'lpips_distance', 'native_quality',
+           'portrait_photos', 'portrait_quality', 'learn_options', 'parse_method', 'evaluate_subject', 'EvalConfig',
+           'versions', 'load_record', 'run_evaluation', 'summarize', 'markdown_table', 'plot_report', 'by_box',
+           'per_person', 'paired', 'lever_table', 'plot_levers']
 
 # %% ../nbs/06_evaluate.ipynb
 @dataclass
@@ -188,6 +189,50 @@ def lpips_distance(clean: Image.Image, protected: Image.Image, net: str = 'alex'
     with torch.no_grad(): return float(_lpips[net](t(clean), t(protected))), None
 
 # %% ../nbs/06_evaluate.ipynb
+def _grown(box, size, margin: float = .05) -> tuple:
+    "The integer box (x1, y1, x2, y2) grown by `margin` of its size each side, inside an image of `size` (w, h)."
+    x1, y1, x2, y2 = np.asarray(box, dtype=float); w, h = x2 - x1, y2 - y1
+    return (int(max(0, x1 - margin * w)), int(max(0, y1 - margin * h)), int(min(size[0], x2 + margin * w)), int(min(size[1], y2 + margin * h)))
+
+def native_quality(clean, protected, *, box=None, lpips_net: str | None = None) -> dict:
+    """PSNR/SSIM of the whole photo and of the face region at the photo's own resolution (`box` (x1,y1,x2,y2),
+    default the largest face detected in `clean`; none found: whole photo only), with LPIPS of the face when
+    `lpips_net`'s backbone is present (else `lpips_skipped` says why); `size`: the photo's (w, h)."""
+    clean, protected = align.load_photo(clean), align.load_photo(protected)
+    if clean.size != protected.size: raise ValueError(f"the photos differ in size: {clean.size} and {protected.size}")
+    if box is None:
+        faces = align.detect(clean)
+        box = faces[0].box if faces else None
+    q = dict(quality(clean, protected, box), size=list(clean.size))
+    if lpips_net and box is not None:
+        c = _grown(box, clean.size)
+        q['lpips_face'], why = lpips_distance(clean.crop(c), protected.crop(c), lpips_net)
+        if why: q['lpips_skipped'] = why
+    return q
+
+def portrait_photos(n: int | None = None) -> list[Path]:
+    "Large portraits for full-resolution quality: the CelebA-HQ 1024² portraits, then `data/portraits/*/1.jpg`; the first `n`."
+    ps = sorted(assets.data_path('celebahq').glob('*.jpg')) + sorted(assets.data_path('portraits').glob('*/1.jpg'))
+    if not ps: raise FileNotFoundError("no portraits found: set FACECLOAK_DATA_DIR to the folder with celebahq/ and portraits/")
+    return ps[:n]
+
+def portrait_quality(masker, photos=None, *, lpips_net: str | None = None) -> dict:
+    """Mean `native_quality` of `masker.apply(photo)` over large `photos` (paths; default `portrait_photos()`): `ssim_face`,
+    `psnr_face` (and `lpips_face`) at full resolution, `n`, and `per_photo`. Faces are detected once per photo (cached
+    on disk) and handed to a `Mask`; other maskers detect for themselves."""
+    photos = list(photos if photos is not None else portrait_photos())
+    per = []
+    for p, faces in zip(photos, align.face_landmarks(photos, progress=False)):
+        if not isinstance(faces, list) or not faces: continue
+        im, f = align.load_photo(p), faces[0]
+        prot = masker.apply(im, face=f) if isinstance(masker, cloak.Mask) else masker.apply(im)
+        per.append(dict(native_quality(im, prot, box=f.box, lpips_net=lpips_net), photo=Path(p).name))
+    keys = [k for k in ('ssim_face', 'psnr_face', 'lpips_face', 'ssim', 'psnr') if per and all(isinstance(r.get(k), float) for r in per)]
+    out = {k: float(np.mean([r[k] for r in per])) for k in keys} | dict(n=len(per), per_photo=per)
+    if per and 'lpips_skipped' in per[0]: out['lpips_skipped'] = per[0]['lpips_skipped']
+    return out
+
+# %% ../nbs/06_evaluate.ipynb
 def _down(s): return lambda im: im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BICUBIC)
 def _screenshot(im):
     "Shown on a 1.5x display, captured, shown back at 1x: bilinear up- and down-scaling, lossless."
@@ -325,9 +370,10 @@ def _learn_seconds(masker, measured: float) -> float:
 def evaluate_subject(subject: Subject, method: str, epsilon: float, *, targets: list[str], surrogates: list[str] | None,
                      mode: str = 'fixed', gallery: Gallery, models: dict, conditions=('clean',), fmt: str = 'jpeg',
                      quality_: int = 90, device=None, workdir=None, lpips_net: str | None = 'alex',
-                     method_kw: dict | None = None) -> list[dict]:
+                     method_kw: dict | None = None, portraits: int = 0) -> list[dict]:
     """Records of protection per target/condition, and image quality, for one subject and one method.
-    `method_kw`: extra keywords for the method (e.g. a prebuilt anchor `bank=`), not part of the record."""
+    `method_kw`: extra keywords for the method (e.g. a prebuilt anchor `bank=`), not part of the record;
+    `portraits`: also the full-resolution face quality on that many large portraits (`portrait_quality`)."""
     recs, base = [], dict(person=subject.name, method=method, epsilon=round(epsilon * 255, 3), mode=mode, fmt=fmt)
     # in 'loo' mode a mask is learned per target, with every other model as surrogate
     plan = [(t, [m for m in targets if m != t]) for t in targets] if mode == 'loo' else [(None, surrogates or SURROGATES)]
@@ -344,6 +390,9 @@ def evaluate_subject(subject: Subject, method: str, epsilon: float, *, targets: 
             if target in (None, targets[0]):   # quality once per subject and method
                 recs.append(dict(base, kind='quality', learn_s=t_learn, apply_s=t_apply / max(1, len(written)),
                                  **_quality_record(subject.probes, written, lpips_net)))
+                if portraits:
+                    pq = portrait_quality(masker, portrait_photos(portraits), lpips_net=lpips_net)
+                    recs[-1].update({f'portrait_{k}': v for k, v in pq.items() if k != 'per_photo'})
             for cond in conditions:
                 x, found = attacker_align(_degrade(written, cond, d), cache=False)
                 for tname in ([target] if target else targets):
@@ -374,6 +423,7 @@ class EvalConfig:
     n_distractors: int | None = 1000
     seed: int = 0
     lpips_net: str | None = 'alex'
+    portraits: int = 0                       # large portraits (`portrait_photos`) each method's quality is also measured on, at full resolution
 
 def versions() -> dict:
     "Versions of facecloak, torch, Python and the platform, stored with every record."
@@ -415,7 +465,7 @@ def _unit(cfg_d, subject, method, eps, device):
     g = Gallery(models, _cfg_subjects(cfg), n_distractors=cfg.n_distractors, seed=cfg.seed)
     return evaluate_subject(subject, method, eps / 255, targets=targets, surrogates=list(cfg.surrogates) if cfg.surrogates else None,
                             mode=cfg.mode, gallery=g, models=models, conditions=cfg.conditions, fmt=cfg.fmt,
-                            quality_=cfg.quality, device=device, lpips_net=cfg.lpips_net)
+                            quality_=cfg.quality, device=device, lpips_net=cfg.lpips_net, portraits=cfg.portraits)
 
 def _warm(cfg_d, device):
     "Build the shared caches (gallery embeddings, anchor bank, synth transfer bank) once, before workers start."

@@ -235,7 +235,8 @@ def _audio_streams(inp, out, fmt: str) -> tuple[dict, str]:
     ok = out.supported_codecs
     streams = {}
     for a in inp.streams.audio:
-        copy = a.codec_context.name in ok and fmt in ('mp4', 'mov', 'matroska') or a.codec_context.name in ('opus', 'vorbis')
+        name = a.codec_context.name
+        copy = name in ok and (fmt != 'webm' or name in ('opus', 'vorbis'))         # WebM holds only these
         streams[a.index] = ((out.add_stream_from_template(a), True) if copy else
                             (out.add_stream(AUDIO_CODECS[fmt], rate=a.codec_context.sample_rate or 48000), False))
     what = 'none' if not streams else 'copied' if all(c for _, c in streams.values()) else 're-encoded'

@@ -17,9 +17,9 @@ from .cloak import anchor_candidates, learn_mask
 from .models import LFW_THRESHOLDS, TARGETS, load_model, present
 
 # %% auto 0
-__all__ = ['CDN', 'Cancelled', 'to_png', 'mask_image', 'quality', 'default_learner', 'default_candidates', 'default_scorer',
-           'default_thresholds', 'FakeMask', 'fake_learner', 'fake_candidates', 'fake_scorer', 'CloakExplorer',
-           'renderer_scripts', 'embed_html', 'notebook_html']
+__all__ = ['CDN', 'Cancelled', 'to_png', 'mask_image', 'quality', 'quality_readout', 'default_learner', 'default_candidates',
+           'default_scorer', 'default_thresholds', 'FakeMask', 'fake_learner', 'fake_candidates', 'fake_scorer',
+           'CloakExplorer', 'renderer_scripts', 'embed_html', 'notebook_html']
 
 # %% ../nbs/07_widgets.ipynb
 class Cancelled(Exception):
@@ -50,14 +50,19 @@ def mask_image(delta, epsilon: float | None = None):
     eps = float(epsilon) if epsilon else float(d.abs().max()) or 1.0
     return (0.5 + d / (2 * eps)).clamp(0, 1)
 
-def quality(original, protected) -> dict:
-    "PSNR (dB) and SSIM of `protected` against `original` (same size)."
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+def quality(original, protected, box=None) -> dict:
+    """PSNR (dB) and SSIM of `protected` against `original` (same size): the whole photo, and the face region at the
+    photo's own resolution (`psnr_face`, `ssim_face`; `box` or the detected face) by `facecloak.evaluate.native_quality`."""
+    from facecloak.evaluate import native_quality
     a, b = _array(original), _array(protected)
     if a.shape != b.shape: raise ValueError(f"original {a.shape} and protected {b.shape} photos differ in size")
-    psnr = peak_signal_noise_ratio(a, b, data_range=255) if (a != b).any() else float('inf')
-    ssim = structural_similarity(a, b, channel_axis=2, data_range=255, win_size=min(7, *a.shape[:2]) // 2 * 2 + 1)
-    return dict(psnr=float(psnr), ssim=float(ssim))
+    return native_quality(Image.fromarray(a), Image.fromarray(b), box=box)
+
+def quality_readout(q: dict) -> str:
+    "The widget's one-line quality: the face at the photo's own size when there is one, else the whole photo."
+    w, h = q.get('size', ('?', '?'))
+    if 'ssim_face' in q: return f"face at {w}×{h}: PSNR <b>{q['psnr_face']:.1f}</b> dB · SSIM <b>{q['ssim_face']:.3f}</b>"
+    return f"photo at {w}×{h}: PSNR <b>{q['psnr']:.1f}</b> dB · SSIM <b>{q['ssim']:.3f}</b>"
 
 # %% ../nbs/07_widgets.ipynb
 def _field(c, key, default=None):
@@ -268,7 +273,7 @@ class CloakExplorer:
         self.result, self.shown = res, key
         self.history.append((key, 'cached' if cached else 'computed'))
         self.protected.value, self.mask_view.value = res['protected'], res['mask']
-        self.quality.value = f"PSNR <b>{res['psnr']:.1f}</b> dB · SSIM <b>{res['ssim']:.3f}</b>"
+        self.quality.value = quality_readout(res)
         for name, s in res['scores'].items():
             if name not in self.bars:
                 self.bars[name] = W.FloatProgress(value=0, min=0, max=1, layout=W.Layout(width='160px'))

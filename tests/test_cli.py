@@ -360,11 +360,17 @@ def test_check_reads_cloaked_photos_as_given(tmp_path, capsys):
     assert main(['apply', str(m), str(clean), '-o', str(out), '-q', '--quality', '90']) == EXIT_OK
     capsys.readouterr()
     main(['check', str(m), str(out), '--originals', str(clean)])
-    rows = [l.split() for l in capsys.readouterr().out.splitlines() if l.split() and l.split()[0].endswith('a.jpg')]
+    said = capsys.readouterr().out
+    rows = [l.split() for l in said.splitlines() if l.split() and l.split()[0].endswith('a.jpg')]
     assert rows and all(r[2] != '-' for r in rows)               # before from the original
+    # and the face's quality at the photo's own size, measured against the original
+    q = re.search(r"face quality at the photo's own size \((\d+)x(\d+)\): SSIM ([\d.]+), PSNR ([\d.]+) dB", said)
+    assert q and (int(q[1]), int(q[2])) == Image.open(clean/'a.jpg').size and 0.5 < float(q[3]) < 1 and float(q[4]) > 25, said
     main(['check', str(m), str(out)])
-    plain = [l.split() for l in capsys.readouterr().out.splitlines() if l.split() and l.split()[0].endswith('a.jpg')]
+    said = capsys.readouterr().out
+    plain = [l.split() for l in said.splitlines() if l.split() and l.split()[0].endswith('a.jpg')]
     assert plain and all(r[2] == '-' for r in plain)              # no before without originals
+    assert 'face quality' not in said                             # nor a quality: nothing to compare with
     # the 'after' of cloaked photos as given equals 'after' of --simulate on their clean source (same photo, same mask)
     main(['check', str(m), str(clean), '--simulate'])
     sim = [l.split() for l in capsys.readouterr().out.splitlines() if l.split() and l.split()[0].endswith('a.jpg')]

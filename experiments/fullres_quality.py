@@ -1,0 +1,40 @@
+"""Issue #14: the default mask's face quality at the photo's own size, on the large portraits.
+
+Learns the default mask from photo 1 of the first N development-split people (as the `facecloak`
+evaluation method) and measures each on every large portrait (`facecloak.evaluate.portrait_photos`: the 56
+CelebA-HQ 1024² portraits and the 4 large photos of data/portraits) with `portrait_quality`: face-region
+SSIM and PSNR at full resolution, LPIPS when its backbone is present. Prints JSON and writes it to --out.
+
+    python experiments/fullres_quality.py --people 3 --out data/eval/fullres_dev3.json
+"""
+import argparse, json, time
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--people', type=int, default=3)
+    ap.add_argument('--out', default='data/eval/fullres_dev3.json')
+    a = ap.parse_args(argv)
+    from facecloak import evaluate as E
+    from facecloak.cloak import learn_mask
+    photos = E.portrait_photos()
+    res = dict(portraits=len(photos), epsilon=8, people=[])
+    for s in E.subjects(a.people, split='dev', max_probes=6):
+        t0 = time.perf_counter(); m = learn_mask(s.learn, progress=False)
+        q = E.portrait_quality(m, photos, lpips_net='alex')
+        res['people'].append(dict(person=s.name, learn_s=round(time.perf_counter() - t0, 1),
+                                  **{k: v for k, v in q.items() if k != 'per_photo'},
+                                  celebahq_ssim_face=float(np.mean([r['ssim_face'] for r in q['per_photo'] if r['size'] == [1024, 1024]])),
+                                  per_photo=[{k: r[k] for k in ('photo', 'size', 'ssim_face', 'psnr_face')} for r in q['per_photo']]))
+    res['mean_ssim_face'] = float(np.mean([p['ssim_face'] for p in res['people']]))
+    res['mean_celebahq_ssim_face'] = float(np.mean([p['celebahq_ssim_face'] for p in res['people']]))
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True); Path(a.out).write_text(json.dumps(res, indent=1))
+    print(json.dumps({k: v for k, v in res.items() if k != 'people'} | dict(per_person=[
+        {k: p[k] for k in ('person', 'ssim_face', 'psnr_face', 'celebahq_ssim_face', 'n')} for p in res['people']]), indent=1))
+
+
+if __name__ == '__main__':
+    main()
