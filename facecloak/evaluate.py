@@ -152,6 +152,11 @@ def reverify(rec: dict, thresholds: dict) -> dict:
 # %% ../nbs/06_evaluate.ipynb
 def _np(im): return np.asarray(im.convert('RGB'), dtype=np.float64) / 255
 
+def _grown(box, size, margin: float = .05) -> tuple:
+    "The integer box (x1, y1, x2, y2) grown by `margin` of its size each side, inside an image of `size` (w, h)."
+    x1, y1, x2, y2 = np.asarray(box, dtype=float); w, h = x2 - x1, y2 - y1
+    return (int(max(0, x1 - margin * w)), int(max(0, y1 - margin * h)), int(min(size[0], x2 + margin * w)), int(min(size[1], y2 + margin * h)))
+
 def quality(clean: Image.Image, protected: Image.Image, box=None) -> dict:
     "PSNR/SSIM of `protected` vs `clean`, whole photo and inside `box` (x1, y1, x2, y2)."
     from skimage.metrics import peak_signal_noise_ratio as psnr, structural_similarity as ssim
@@ -161,10 +166,7 @@ def quality(clean: Image.Image, protected: Image.Image, box=None) -> dict:
         return float(psnr(a, b, data_range=1)), float(ssim(a, b, channel_axis=2, data_range=1))
     out = dict(zip(('psnr', 'ssim'), _q(a, b)))
     if box is not None:
-        x1, y1, x2, y2 = np.asarray(box, dtype=float)
-        w, h = x2 - x1, y2 - y1
-        x1, y1 = int(max(0, x1 - .05 * w)), int(max(0, y1 - .05 * h))
-        x2, y2 = int(min(a.shape[1], x2 + .05 * w)), int(min(a.shape[0], y2 + .05 * h))
+        x1, y1, x2, y2 = _grown(box, (a.shape[1], a.shape[0]))
         out['psnr_face'], out['ssim_face'] = _q(a[y1:y2, x1:x2], b[y1:y2, x1:x2])
     return out
 
@@ -189,11 +191,6 @@ def lpips_distance(clean: Image.Image, protected: Image.Image, net: str = 'alex'
     with torch.no_grad(): return float(_lpips[net](t(clean), t(protected))), None
 
 # %% ../nbs/06_evaluate.ipynb
-def _grown(box, size, margin: float = .05) -> tuple:
-    "The integer box (x1, y1, x2, y2) grown by `margin` of its size each side, inside an image of `size` (w, h)."
-    x1, y1, x2, y2 = np.asarray(box, dtype=float); w, h = x2 - x1, y2 - y1
-    return (int(max(0, x1 - margin * w)), int(max(0, y1 - margin * h)), int(min(size[0], x2 + margin * w)), int(min(size[1], y2 + margin * h)))
-
 def native_quality(clean, protected, *, box=None, lpips_net: str | None = None) -> dict:
     """PSNR/SSIM of the whole photo and of the face region at the photo's own resolution (`box` (x1,y1,x2,y2),
     default the largest face detected in `clean`; none found: whole photo only), with LPIPS of the face when
