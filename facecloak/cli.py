@@ -20,9 +20,9 @@ IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif',
 
 # %% auto 0
 __all__ = ['EXIT_OK', 'EXIT_SKIPPED', 'EXIT_USAGE', 'EXIT_NOTHING', 'IMAGE_EXTS', 'FORMATS', 'CHUNK', 'CHUNK_PIXELS', 'TINY',
-           'iter_inputs', 'safe_name', 'out_format', 'output_path', 'clean_exif', 'save_photo', 'Report', 'cmd_learn',
-           'chunks', 'protect_image', 'protect_chunk', 'cmd_apply', 'protect_clip', 'check_photo', 'cmd_check',
-           'demo_verdict', 'cmd_demo', 'eval_config', 'cmd_eval', 'parser', 'main']
+           'iter_inputs', 'safe_name', 'out_format', 'output_path', 'clean_exif', 'save_photo', 'Report',
+           'config_options', 'cmd_learn', 'chunks', 'protect_image', 'protect_chunk', 'cmd_apply', 'protect_clip',
+           'check_photo', 'cmd_check', 'demo_verdict', 'cmd_demo', 'eval_config', 'cmd_eval', 'parser', 'main']
 
 # %% ../nbs/08_cli.ipynb
 def iter_inputs(paths, videos: bool = False) -> list[tuple[Path, Path, str | None]]:
@@ -145,6 +145,21 @@ def _why(e: Exception) -> str:
     return f'{type(e).__name__}: {e}'
 
 # %% ../nbs/08_cli.ipynb
+def config_options(items) -> dict:
+    """`--set KEY=VALUE` items as `CloakConfig` overrides: values are Python literals (numbers, tuples, dicts) or bare
+    words; every key and value is checked by `CloakConfig` itself, so a bad one is refused before anything loads."""
+    import ast
+    from facecloak.cloak import CloakConfig, make_config
+    kw = {}
+    for it in items:
+        k, eq, v = it.partition('=')
+        if not eq or not k.strip(): raise ValueError(f'{it!r} is not KEY=VALUE (e.g. parameterisation=smooth)')
+        try: kw[k.strip()] = ast.literal_eval(v.strip())
+        except (ValueError, SyntaxError): kw[k.strip()] = v.strip()
+    make_config(CloakConfig(), kw)        # unknown keys (with the nearest name) and bad values raise here
+    return kw
+
+# %% ../nbs/08_cli.ipynb
 def cmd_learn(a) -> int:
     "facecloak learn PHOTO -o me.mask"
     from facecloak.cloak import learn_mask, load_prior
@@ -158,6 +173,8 @@ def cmd_learn(a) -> int:
     if a.steps: kw['steps'] = a.steps
     if a.surrogates: kw['surrogates'] = a.surrogates.split(',')
     if a.device: kw['device'] = a.device
+    try: kw.update(config_options(a.set or []))
+    except (ValueError, TypeError) as e: return _err(f'--set: {e}')
     try: mask = learn_mask(a.photo, **kw)
     except Exception as e:
         why = _why(e)
@@ -527,6 +544,8 @@ def _learn_parser(sub):
     l.add_argument('--surrogates', help='comma-separated recognition models to learn with')
     l.add_argument('--init', metavar='prior|MASK', help="start from the cross-identity prior shipped with facecloak "
                    "('prior') or from a mask file (default: from zero)")
+    l.add_argument('--set', action='append', metavar='KEY=VALUE', help='any option of facecloak.cloak.CloakConfig, '
+                   'repeatable (e.g. --set parameterisation=pixel --set perceptual=0.5)')
     l.add_argument('--seed', type=int, default=0); l.add_argument('--device')
     l.add_argument('--overwrite', action='store_true')
     l.set_defaults(func=cmd_learn)

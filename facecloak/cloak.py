@@ -24,12 +24,12 @@ __all__ = ['FORMAT', 'FORMAT_VERSION', 'LOSS_TERMS', 'TRANSFORMS', 'PARAMETERISA
            'MIN_FACE', 'NATIVE_MODES', 'PRIOR_FILE', 'resolve_surrogates', 'model_fingerprint', 'embed', 'augment_set',
            'aligned_images', 'training_set', 'AnchorBank', 'pool_people', 'build_anchor_bank', 'bank_similarity',
            'reference_embeddings', 'resolve_reference', 'anchor_candidates', 'resolve_anchor', 'similar_identity',
-           'Targets', 'resolve_targets', 'leakage_map', 'budget', 'project', 'feather_window', 'self_term',
-           'anchor_term', 'similar_term', 'identity_loss', 'random_affine', 'random_blur', 'random_jpeg',
-           'block_shuffle', 'structure_invariant', 'elastic', 'intensity_scale', 'admix', 'input_transforms',
-           'diversify', 'model_dropout', 'PixelMask', 'MIFGSM', 'AdamTanh', 'CloakConfig', 'make_config', 'Mask',
-           'random_mask', 'learn_mask', 'MaskFileError', 'FaceTooSmallError', 'prior_photos', 'learn_prior',
-           'load_prior']
+           'Targets', 'resolve_targets', 'leakage_map', 'budget', 'project', 'feather_window', 'jnd_map',
+           'perceptual_weights', 'self_term', 'anchor_term', 'similar_term', 'identity_loss', 'random_affine',
+           'random_blur', 'random_jpeg', 'block_shuffle', 'structure_invariant', 'elastic', 'intensity_scale', 'admix',
+           'input_transforms', 'diversify', 'model_dropout', 'PixelMask', 'SmoothMask', 'MIFGSM', 'AdamTanh',
+           'CloakConfig', 'make_config', 'Mask', 'random_mask', 'learn_mask', 'MaskFileError', 'FaceTooSmallError',
+           'prior_photos', 'learn_prior', 'load_prior']
 
 # %% ../nbs/05_cloak.ipynb
 FORMAT = 'facecloak-mask'
@@ -394,6 +394,25 @@ def feather_window(size=(112, 112), width: float = 6.0) -> torch.Tensor:
     return (ramp(h)[:, None] * ramp(w)[None])[None, None]
 
 # %% ../nbs/05_cloak.ipynb
+def jnd_map(x, window: float = 1.5) -> torch.Tensor:
+    """(N,1,H,W) just-noticeable difference in 8-bit grey levels of images `x` (N,3,H,W) in [0,1]: the larger of
+    Chou & Li's luminance threshold on the local mean and a texture threshold from the local contrast (std of
+    luminance over a Gaussian `window` of σ px)."""
+    y = 255 * (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    bg = gaussian_blur(y, window)
+    lum = torch.where(bg <= 127, 17 * (1 - (bg.clamp(min=0) / 127).sqrt()) + 3, 3 / 128 * (bg - 127) + 3)
+    contrast = (gaussian_blur(y * y, window) - bg * bg).clamp(min=0).sqrt()
+    return torch.maximum(lum, 3 + contrast)
+
+def perceptual_weights(x, perceptual: float, *, top: float = 0.9) -> torch.Tensor:
+    """(1,1,H,W) cap factor in [1 - `perceptual`, 1] from the mean `jnd_map` of aligned images `x`: 1 where the
+    threshold reaches its `top` quantile, falling linearly with it to 1 - `perceptual` where it is 0."""
+    if not 0 <= perceptual <= 1: raise ValueError(f"perceptual must be in [0, 1], got {perceptual}")
+    j = jnd_map(x).mean(0, keepdim=True)
+    r = (j / torch.quantile(j.flatten(), top).clamp(min=1e-6)).clamp(0, 1)
+    return (1 - perceptual) + perceptual * r
+
+# %% ../nbs/05_cloak.ipynb
 def self_term(e, t: Targets, name: str):
     "cos to the person's reference (pushed down): one (1,D) or a row per image."
     return (e * t.reference[name]).sum(-1)
@@ -543,7 +562,17 @@ class PixelMask(nn.Module):
         "Set the parameter (a warm start: `learn_mask(init=)`); here the parameter is δ."
         self.theta.copy_(torch.as_tensor(theta).to(self.theta).reshape(self.theta.shape))
 
-PARAMETERISATIONS = {'pixel': PixelMask}
+class SmoothMask(PixelMask):
+    """δ = the parameter blurred by a Gaussian of σ = `band` aligned px: a band limit, so that magnifying δ onto a
+    large face adds no blocks. The blur is a convex combination, so |δ| stays within a constant cap (`learn_mask`
+    projects the final δ too). A warm start sets the parameter to the given δ, so it starts from δ blurred."""
+    def __init__(self, size=(112, 112), device=None, band: float = 1.0):
+        super().__init__(size, device); self.band = float(band)
+    @classmethod
+    def from_config(cls, cfg, device=None) -> 'SmoothMask': return cls(cfg.size, device, cfg.band)
+    def delta(self) -> torch.Tensor: return gaussian_blur(self.theta, self.band)
+
+PARAMETERISATIONS = {'pixel': PixelMask, 'smooth': SmoothMask}
 
 # %% ../nbs/05_cloak.ipynb
 class MIFGSM:
@@ -612,7 +641,9 @@ class CloakConfig:
     lr: float = 0.1                    # Adam's learning rate on θ
     batch_size: int = 4                # images of the training set per step
     n_images: int = 16                 # size of the training set made from the photo (it and n_images - 1 variations)
-    parameterisation: str = 'pixel'    # a PARAMETERISATIONS key: how δ is represented
+    parameterisation: str = 'pixel'    # a PARAMETERISATIONS key: how δ is represented ('smooth': band-limited)
+    band: float = 1.0                  # 'smooth': σ (aligned px) of its Gaussian band limit
+    perceptual: float = 0.0            # share of the cap the perceptual (JND) map may take away on flat skin: cap = ε·[1 - p, 1]; 0: off
     # input transforms
     diversity: dict = field(default_factory=_default_diversity)   # {TRANSFORMS name: parameters}, applied in order; {} or False: none
     model_dropout: float = 0.0         # dropout rate on the surrogates' convolution outputs while learning (model augmentation); 0: off
@@ -639,6 +670,8 @@ class CloakConfig:
         _check(self.momentum >= 0 and self.lr > 0 and self.smooth_grad >= 0, "momentum and smooth_grad must be >= 0 and lr > 0")
         _check(0 <= self.leakage_weight <= 1, f"leakage_weight must be in [0, 1], got {self.leakage_weight}")
         _check(0 <= self.model_dropout < 1, f"model_dropout must be in [0, 1), got {self.model_dropout}")
+        _check(self.band > 0, f"band must be > 0 aligned pixels, got {self.band}")
+        _check(0 <= self.perceptual <= 1, f"perceptual must be in [0, 1], got {self.perceptual}")
         _check(len(self.size) == 2, f"size must be (H, W), got {self.size}")
         _one_of('optimizer', self.optimizer, OPTIMIZERS)
         _one_of('parameterisation', self.parameterisation, PARAMETERISATIONS)
@@ -807,6 +840,7 @@ def learn_mask(photo=None, *, config: CloakConfig | None = None, images=None, re
                 if cfg.leakage_weight > 0 or cfg.leak_cap else None)          # not needed for a uniform budget
         weight, cap = budget(torch.zeros(1, 1, *cfg.size) if leak is None else leak, cfg.epsilon, cfg.leakage_weight,
                              cfg.leak_cap, device=dev)
+        if cfg.perceptual: cap = cap * perceptual_weights(x_set[:1], cfg.perceptual).to(cap)   # less on flat skin
         mask = PARAMETERISATIONS[cfg.parameterisation].from_config(cfg, dev)
         policy = OPTIMIZERS[cfg.optimizer].from_config(mask, cap, weight, cfg)
         if init is not None: policy.start(init.delta if isinstance(init, Mask) else torch.as_tensor(init))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_synth.ipynb 2
 from __future__ import annotations
-import functools, json, math, os
+import functools, importlib, json, math, os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,8 +17,8 @@ from .align import (ARCFACE_112, NoFaceError, PhotoError, align, apply_affine, d
 from .models import load_model
 
 # %% auto 0
-__all__ = ['MEAN_68', 'PFLD_BOX', 'EXPRESSIONS', 'CAMERA_EFFECTS', 'OCCLUDERS', 'BACKENDS', 'five_points', 'pfld68',
-           'landmark_error', 'generic_landmarks', 'FaceCanvas', 'prepare', 'finish', 'tps_map', 'tps_warp',
+__all__ = ['MEAN_68', 'PFLD_BOX', 'EXPRESSIONS', 'CAMERA_EFFECTS', 'OCCLUDERS', 'BACKENDS', 'BACKEND_MODULES', 'five_points',
+           'pfld68', 'landmark_error', 'generic_landmarks', 'FaceCanvas', 'prepare', 'finish', 'tps_map', 'tps_warp',
            'face_depth', 'face_mask', 'render', 'pose', 'expression', 'normals', 'relight', 'camera', 'occlude',
            'luminance', 'face_width', 'TransferBank', 'bank_pairs', 'build_bank', 'load_bank', 'transfer', 'SynthSet',
            'register_backend', 'generate', 'offline_variant', 'offline_backend', 'resolve_pretrained', 'load_img2img',
@@ -660,9 +660,12 @@ def register_backend(name: str, fn: Callable = None):
     BACKENDS[name] = fn
     return fn
 
+BACKEND_MODULES = {'3dmm': 'facecloak.face3d'}   # backends registered by another module, imported on first use
+
 def generate(photo, n: int = 8, *, backend: str = 'offline', seed: int = 0, device=None, face=None, **kw) -> SynthSet:
     """`n` synthetic aligned images of the person in `photo` (path, PIL, array, bytes, an aligned (1,3,112,112)
     tensor or a `FaceCanvas`), made by the registered `backend`, after the aligned original."""
+    if backend not in BACKENDS and backend in BACKEND_MODULES: importlib.import_module(BACKEND_MODULES[backend])
     if backend not in BACKENDS: raise ValueError(f"unknown synth backend {backend!r}; registered: {sorted(BACKENDS)}")
     if not isinstance(n, (int, np.integer)) or n < 0: raise ValueError(f"n must be a non-negative int, got {n!r}")
     device = default_device(device)

@@ -427,7 +427,7 @@ def test_apply_refine_steps_on_each_photo_within_the_budget(learnt_mask_file, tm
     assert '--refine -1 is out of range' in capsys.readouterr().err
 
 
-def test_learn_init_starts_from_the_prior_or_a_mask_file(tmp_path, monkeypatch, capsys):
+def test_learn_init_and_set_options(tmp_path, monkeypatch, capsys):
     import facecloak.cloak as C
     seen = {}
     def fake_learn(photo, **kw):
@@ -442,6 +442,11 @@ def test_learn_init_starts_from_the_prior_or_a_mask_file(tmp_path, monkeypatch, 
     seen.clear()
     assert main(['learn', str(photo), '-o', str(tmp_path/'c.mask'), '--init', str(tmp_path/'none.mask')]) == EXIT_USAGE
     assert '--init' in capsys.readouterr().err and not seen and not (tmp_path/'c.mask').exists()
+    assert main(['learn', str(photo), '-o', str(tmp_path/'d.mask'), '--set', 'parameterisation=smooth', '--set', 'band=1.5']) == EXIT_OK
+    assert seen['parameterisation'] == 'smooth' and seen['band'] == 1.5
+    seen.clear()
+    assert main(['learn', str(photo), '-o', str(tmp_path/'e.mask'), '--set', 'bnad=2']) == EXIT_USAGE
+    assert "did you mean 'band'" in capsys.readouterr().err and not seen and not (tmp_path/'e.mask').exists()
 
 
 def torch_equal(a, b):

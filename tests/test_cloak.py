@@ -10,7 +10,7 @@ import facecloak.synth
 from facecloak import assets
 from facecloak.cloak import (AnchorBank, CloakConfig, LEARN_INPUTS, LOSS_TERMS, Mask, MaskFileError, Targets, augment_set,
                              anchor_candidates, bank_similarity, build_anchor_bank, diversify, feather_window, identity_loss,
-                             learn_mask, make_config, project, random_mask, training_set)
+                             learn_mask, make_config, perceptual_weights, project, random_mask, training_set)
 from facecloak.core import gaussian_blur, seeded
 from facecloak.saliency import budget_weights
 
@@ -132,6 +132,41 @@ def test_photo_bound_and_locality_property(scale, angle, tx, ty, eps_levels, see
     reg = mask.region(M, (180, 200))
     assert d.max() <= math.ceil(eps * 255)
     assert d[~reg].max(initial=0) == 0
+
+
+def _high_freq(d, sigma):
+    "Share of the mean |d| of a (H,W,C) photo-space perturbation that a Gaussian blur of `sigma` px removes."
+    t = torch.as_tensor(np.ascontiguousarray(d), dtype=torch.float32).permute(2, 0, 1)[None]
+    return float((t - gaussian_blur(t, sigma)).abs().mean() / t.abs().mean())
+
+
+def test_smooth_and_perceptual_masks_keep_the_bound_and_are_smooth_on_a_large_face(setup, tmp_path):
+    "The band-limited and perceptual budgets: within ε (and ε·w), smooth once magnified ~4x, and still moving identity."
+    tiny, bank, me, kw, m = setup
+    ms = learn_mask(images=me, parameterisation='smooth', band=1.0, **kw)
+    mp = learn_mask(images=me, perceptual=0.6, **kw)
+    assert ms.delta.abs().max() <= EPS + 1e-7 and ms.delta.abs().max() > 0.5 * EPS
+    w = perceptual_weights(me[:1], 0.6)
+    assert (mp.delta.abs() <= EPS * w + 1e-7).all() and w.min() < 0.7 and w.max() == 1
+    assert mp.meta['options']['perceptual'] == 0.6 and ms.meta['options']['parameterisation'] == 'smooth'
+    with torch.no_grad():
+        for mk in (ms, mp):
+            drop = np.mean([float((t(me) @ m.reference[t.name][0]).mean() - (t(mk.apply_aligned(me)) @ m.reference[t.name][0]).mean())
+                            for t in tiny])
+            assert drop > 0.02, drop
+    # saved, loaded and applied to a 1024-px face (4x magnification): the bound holds after 8-bit rounding,
+    # and the photo-space cloak has far less fine (blocky) structure than the pixel mask's
+    ms2 = Mask.load(ms.save(tmp_path / 's.mask'))
+    rng = np.random.default_rng(1)
+    photo = Image.fromarray(np.clip(rng.normal(128, 3, (1024, 1024, 3)), 0, 255).astype(np.uint8))
+    M = sim_M(112 / 450, 0, -(512 - 225) * 112 / 450, -(512 - 225) * 112 / 450)
+    outs = {k: np.asarray(mk.apply(photo, M=M)).astype(int) - np.asarray(photo) for k, mk in (('smooth', ms2), ('pixel', m))}
+    assert max(np.abs(d).max() for d in outs.values()) <= 8
+    hs, hp = (_high_freq(outs[k][300:724, 300:724], 2.0) for k in ('smooth', 'pixel'))
+    assert hs < 0.4 * hp, (hs, hp)
+    with pytest.raises(ValueError, match='band must be > 0'): CloakConfig(band=0)
+    with pytest.raises(ValueError, match='perceptual must be in'): CloakConfig(perceptual=1.5)
+    with pytest.raises(ValueError, match="unknown parameterisation 'blurry'"): CloakConfig(parameterisation='blurry')
 
 
 def test_saved_png_and_modes(tmp_path):
