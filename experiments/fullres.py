@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-RECORDS = ['data/eval/dev24_fullres.json.gz', 'data/eval/dev_fullres_curve.json.gz']
+RECORDS = ['data/eval/dev24_fullres.json.gz', 'data/eval/dev24_fullres_eps11.json.gz']   # the second: not run yet
 LABELS = {'facecloak': 'pixel mask (default)', 'facecloak[parameterisation=smooth,band=0.7]': 'band-limited, σ 0.7 px',
           'facecloak[perceptual=0.6]': 'pixel mask + perceptual map 0.6',
           'facecloak[parameterisation=smooth,band=0.7,perceptual=0.6]': 'band-limited σ 0.7 + perceptual 0.6'}

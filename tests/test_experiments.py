@@ -85,3 +85,18 @@ def test_video_table_comes_from_the_committed_record(tmp_path):
     from facecloak.evaluate import split_people
     people = {json.loads(l)['person'] for l in (ROOT/'data'/'eval'/'video_dev24.jsonl').open()}
     assert len(people) == 24 and people <= set(split_people('dev')) and not people & set(split_people('test'))
+
+
+def test_fullres_table_comes_from_the_committed_records(tmp_path):
+    "experiments/fullres.py rebuilds the table of experiments/fullres.md from data/eval/dev24_fullres*.json.gz (dev people only)."
+    r = subprocess.run([sys.executable, str(ROOT/'experiments'/'fullres.py'), '--out', str(tmp_path/'t.png')],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    rows = [l for l in r.stdout.splitlines() if l.startswith('| ') and not l.startswith('| mask')]
+    md = (ROOT/'experiments'/'fullres.md').read_text()
+    assert len(rows) >= 3 and all(row in md for row in rows), (rows, 'not in experiments/fullres.md')
+    assert any('| pixel mask (default) | 8 | 24 |' in l for l in rows), rows
+    assert (tmp_path/'t.png').stat().st_size > 10_000
+    from facecloak.evaluate import load_record, split_people
+    people = {x['person'] for x in load_record(ROOT/'data'/'eval'/'dev24_fullres.json.gz')['records']}
+    assert len(people) == 24 and people <= set(split_people('dev')) and not people & set(split_people('test'))
