@@ -45,8 +45,7 @@ class _NumpyOnly(pickle.Unpickler):
     "An unpickler that builds NumPy arrays, dicts, lists and numbers, and refuses every other global."
     def find_class(self, module, name):
         if name == '_reconstruct' and module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
-            from numpy.core.multiarray import _reconstruct
-            return _reconstruct
+            return importlib.import_module('numpy._core.multiarray')._reconstruct   # numpy 2's name (numpy.core is deprecated)
         if module == 'numpy' and name in ('ndarray', 'dtype'): return getattr(np, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only NumPy arrays are allowed in this file")
 
