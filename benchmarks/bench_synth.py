@@ -65,6 +65,7 @@ def main(argv=None):
     ap.add_argument('--out', default=None); ap.add_argument('--time-only', action='store_true')
     a = ap.parse_args(argv)
     torch.manual_seed(a.seed)
+    if a.backend != 'offline': a.bank = 'none'            # only the offline generator uses the transfer bank
     bank = load_bank() if a.bank == 'auto' else (None if a.bank == 'none' else TransferBank.load(a.bank))
     ppl10 = lfw_people(min_photos=10)
     names = sorted(np.random.default_rng(a.seed).choice(sorted(ppl10), size=a.people, replace=False))

@@ -14,19 +14,21 @@ from pathlib import Path
 
 import numpy as np
 
-RECORDS = ['data/eval/dev24_fullres.json.gz', 'data/eval/dev24_fullres_eps11.json.gz']   # the second: not run yet
+RECORDS = ['data/eval/dev24_fullres.json.gz', 'data/eval/dev24_fullres_eps11.json.gz', 'data/eval/dev24_uv.json.gz']
 LABELS = {'facecloak': 'pixel mask (default)', 'facecloak[parameterisation=smooth,band=0.7]': 'band-limited, σ 0.7 px',
           'facecloak[perceptual=0.6]': 'pixel mask + perceptual map 0.6',
-          'facecloak[parameterisation=smooth,band=0.7,perceptual=0.6]': 'band-limited σ 0.7 + perceptual 0.6'}
+          'facecloak[parameterisation=smooth,band=0.7,perceptual=0.6]': 'band-limited σ 0.7 + perceptual 0.6',
+          'facecloak[parameterisation=uv]': "on the face's 3D surface (uv, experiments/uv.md)"}
 
 
 def rows(recs, base=('facecloak', 8.0)):
     "One row per (method, ε) found in `recs`, paired against `base` where a record holds both."
     from facecloak.evaluate import per_person
-    out = []
+    out, seen = [], set()
     ref = next((r for r in recs if any(x['method'] == base[0] and x['epsilon'] == base[1] for x in r['records'])), None)
     for rec in recs:
-        for m, e in sorted({(x['method'], x['epsilon']) for x in rec['records']}):
+        for m, e in sorted({(x['method'], x['epsilon']) for x in rec['records']} - seen):   # a (method, ε) once
+            seen.add((m, e))
             q = [x for x in rec['records'] if x['kind'] == 'quality' and x['method'] == m and x['epsilon'] == e]
             pp = {c: per_person(rec, m, condition=c, epsilon=e) for c in ('clean', 'jpeg75')}
             row = dict(method=m, epsilon=e, people=len(pp['clean']), black=float(np.mean(list(pp['clean'].values()))),
@@ -50,12 +52,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--out', default=None, help='the trade-off figure (PNG)')
     a = ap.parse_args(argv)
-    from facecloak.evaluate import load_record
-    recs = []
-    for p in RECORDS:
-        r = load_record(p)
-        if r is None: print(f'(missing {p})', file=sys.stderr)
-        else: recs.append(r)
+    from facecloak.evaluate import load_records
+    recs = load_records(RECORDS, warn=lambda m: print(m, file=sys.stderr))
     if not recs: raise SystemExit('no record found: run the commands in experiments/fullres.md')
     rs = rows(recs)
     print('| mask | ε | people | black-box top-1 | paired diff ± SE (up / down) | after JPEG q75 | white-box | '

@@ -11,12 +11,14 @@ import argparse, sys
 from pathlib import Path
 
 RECORDS = ['data/eval/dev24_refine.json.gz', 'data/eval/dev24_transfer.json.gz', 'data/eval/dev24_prior.json.gz',
-           'data/eval/dev24_pgd.json.gz']
+           'data/eval/dev24_pgd.json.gz', 'data/eval/dev24_3dmm.json.gz', 'data/eval/dev24_uv.json.gz']
 LEVERS = {'none': 'no protection', 'prior': '1. prior alone (no personal learning)',
           'facecloak[init=prior]': '1. personal mask started from the prior',
           'facecloak[diversity=+bsr]': '2. + block shuffle/rotation (BSR)', 'facecloak[diversity=+sia]': '2. + SIA tile transforms',
           'facecloak[model_dropout=0.1]': '2. + model dropout 0.1',
           'facecloak[refine=5]': '5. refine 5 steps per photo', 'facecloak[refine=20]': '5. refine 20 steps per photo',
+          "facecloak[synth='3dmm']": 'stage 1: the 3D re-posed training set (#15)',
+          'facecloak[parameterisation=uv]': 'the mask on the face\'s 3D surface (#15)',
           'pgd': 'per-photo PGD (60 steps)'}
 
 
@@ -25,12 +27,8 @@ def main(argv=None):
     ap.add_argument('--box', default='black', choices=['black', 'white', 'all'])
     ap.add_argument('--condition', default='clean'); ap.add_argument('--out', default=None)
     a = ap.parse_args(argv)
-    from facecloak.evaluate import load_record, lever_table, plot_levers
-    recs = []
-    for p in RECORDS:
-        r = load_record(p)
-        if r is None: print(f'(missing {p})', file=sys.stderr)
-        else: recs.append(r)
+    from facecloak.evaluate import lever_table, load_records, plot_levers
+    recs = load_records(RECORDS, warn=lambda m: print(m, file=sys.stderr))
     have = {x['method'] for r in recs for x in r['records']}
     methods = [m for m in LEVERS if m in have]
     kw = dict(box=None if a.box == 'all' else a.box, condition=a.condition)

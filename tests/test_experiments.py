@@ -56,6 +56,16 @@ def test_stage1_offset_takes_new_people_and_refuses_too_few():
     with pytest.raises(SystemExit, match='only'): B.people(12, 1, 1000)
 
 
+def _table_rows(script: str, args: list, log: str, header: str) -> list:
+    "The markdown rows that experiments/`script` prints (less its `header` row), each checked to be in experiments/`log`."
+    r = subprocess.run([sys.executable, str(ROOT/'experiments'/script), *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    rows = [l for l in r.stdout.splitlines() if l.startswith('| ') and not l.startswith(header)]
+    md = (ROOT/'experiments'/log).read_text()
+    assert rows and all(row in md for row in rows), (rows, f'not in experiments/{log}')
+    return rows
+
+
 def test_levers_table_comes_from_the_committed_records(tmp_path):
     "experiments/levers.py rebuilds the lever table of experiments/levers.md from data/eval/dev24_*.json.gz, paired per person."
     r = subprocess.run([sys.executable, str(ROOT/'experiments'/'levers.py'), '--out', str(tmp_path/'l.png')],
@@ -74,12 +84,9 @@ def test_levers_table_comes_from_the_committed_records(tmp_path):
 
 def test_video_table_comes_from_the_committed_record(tmp_path):
     "experiments/video_protection.py rebuilds the table of experiments/video.md from data/eval/video_dev24.jsonl (24 dev people)."
-    r = subprocess.run([sys.executable, str(ROOT/'experiments'/'video_protection.py'), '--out', str(ROOT/'data'/'eval'/'video_dev24.jsonl'),
-                        '--report', str(tmp_path/'v.png')], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0, r.stderr
-    rows = [l for l in r.stdout.splitlines() if l.startswith('| ') and not l.startswith('| attacked')]
-    md = (ROOT/'experiments'/'video.md').read_text()
-    assert len(rows) == 4 and all(row in md for row in rows), (rows, 'not in experiments/video.md')
+    rows = _table_rows('video_protection.py', ['--out', ROOT/'data'/'eval'/'video_dev24.jsonl', '--report', tmp_path/'v.png'],
+                       'video.md', '| attacked')
+    assert len(rows) == 4
     assert (tmp_path/'v.png').stat().st_size > 10_000
     import json
     from facecloak.evaluate import split_people
@@ -89,14 +96,23 @@ def test_video_table_comes_from_the_committed_record(tmp_path):
 
 def test_fullres_table_comes_from_the_committed_records(tmp_path):
     "experiments/fullres.py rebuilds the table of experiments/fullres.md from data/eval/dev24_fullres*.json.gz (dev people only)."
-    r = subprocess.run([sys.executable, str(ROOT/'experiments'/'fullres.py'), '--out', str(tmp_path/'t.png')],
-                       capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0, r.stderr
-    rows = [l for l in r.stdout.splitlines() if l.startswith('| ') and not l.startswith('| mask')]
-    md = (ROOT/'experiments'/'fullres.md').read_text()
-    assert len(rows) >= 3 and all(row in md for row in rows), (rows, 'not in experiments/fullres.md')
+    rows = _table_rows('fullres.py', ['--out', tmp_path/'t.png'], 'fullres.md', '| mask')
+    assert len(rows) >= 3
     assert any('| pixel mask (default) | 8 | 24 |' in l for l in rows), rows
     assert (tmp_path/'t.png').stat().st_size > 10_000
     from facecloak.evaluate import load_record, split_people
     people = {x['person'] for x in load_record(ROOT/'data'/'eval'/'dev24_fullres.json.gz')['records']}
     assert len(people) == 24 and people <= set(split_people('dev')) and not people & set(split_people('test'))
+
+
+def test_uv_pose_table_comes_from_the_committed_record(tmp_path):
+    "experiments/uv_pose.py rebuilds the pose-split table of experiments/uv.md from data/eval/dev24_uv.json.gz (dev people only)."
+    rows = _table_rows('uv_pose.py', ['--out', tmp_path/'u.png'], 'uv.md', '| group')
+    assert len(rows) == 6
+    assert any(l.startswith('| all probes | 24 | 144 |') for l in rows), rows
+    assert (tmp_path/'u.png').stat().st_size > 10_000
+    from facecloak.evaluate import load_record, split_people
+    rec = load_record(ROOT/'data'/'eval'/'dev24_uv.json.gz')
+    people = {x['person'] for x in rec['records']}
+    assert len(people) == 24 and people <= set(split_people('dev')) and not people & set(split_people('test'))
+    assert all(len(x['protected']) == x['n'] for x in rec['records'] if x['kind'] == 'protection')
