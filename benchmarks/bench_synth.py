@@ -25,20 +25,21 @@ def yaw_proxy(img):
     return float((p[2, 0] - (p[0, 0] + p[1, 0]) / 2) / np.linalg.norm(p[1] - p[0]))
 
 
-def _kw(backend, bank): return dict(backend=backend, bank=bank) if backend == 'offline' else dict(backend=backend)
+def _kw(backend, bank, opts=None):
+    return {**(dict(backend=backend, bank=bank) if backend == 'offline' else dict(backend=backend)), **(opts or {})}
 
 
-def timing(photo, n, bank, backend='offline') -> dict:
+def timing(photo, n, bank, backend='offline', opts=None) -> dict:
     "Seconds of `generate(photo, n)` (after a warm-up) and of `prepare(photo)` on the CPU."
     fc0 = prepare(photo, device='cpu')
-    generate(fc0, 2, seed=0, device='cpu', **_kw(backend, bank))
-    t = time.perf_counter(); generate(fc0, n, seed=1, device='cpu', **_kw(backend, bank)); gen = time.perf_counter() - t
+    generate(fc0, 2, seed=0, device='cpu', **_kw(backend, bank, opts))
+    t = time.perf_counter(); generate(fc0, n, seed=1, device='cpu', **_kw(backend, bank, opts)); gen = time.perf_counter() - t
     t = time.perf_counter(); prepare(photo, device='cpu'); prep = time.perf_counter() - t
     return dict(gen_seconds_n=gen, prepare_seconds=prep, threads=torch.get_num_threads())
 
 
 @torch.no_grad()
-def identity_and_variety(names, photos, n, seed, bank, backend='offline') -> dict:
+def identity_and_variety(names, photos, n, seed, bank, backend='offline', opts=None) -> dict:
     "Identity kept, variety and yaw spread of the synthetic set against the person's real photos (EdgeFace-XS)."
     judge = load_model('edgeface_xs', device='cpu')
     idk, variety, pose = dict(synth=[], real=[]), dict(synth=[], real=[]), dict(synth=[], real=[])
@@ -46,7 +47,7 @@ def identity_and_variety(names, photos, n, seed, bank, backend='offline') -> dic
     for pi, nm in enumerate(names):
         fcs = [prepare(p, device='cpu') for p in photos[nm][:16]]      # up to 15 real other photos
         real = torch.cat([finish(f) for f in fcs])
-        syn = generate(fcs[0], n, seed=seed + pi, device='cpu', **_kw(backend, bank)).images
+        syn = generate(fcs[0], n, seed=seed + pi, device='cpu', **_kw(backend, bank, opts)).images
         e_src, e_syn, e_real = judge(real[:1]), judge(syn[1:]), judge(real[1:])
         idk['synth'].append(float((e_syn @ e_src.T).mean())); idk['real'].append(float((e_real @ e_src.T).mean()))
         variety['synth'].append(pw(e_syn)); variety['real'].append(pw(e_real[:n]))
@@ -63,15 +64,19 @@ def main(argv=None):
     ap.add_argument('--seed', type=int, default=0); ap.add_argument('--bank', default='auto', help="'auto', 'none' or a bank file")
     ap.add_argument('--backend', default='offline', help="synth backend: 'offline' or '3dmm'")
     ap.add_argument('--out', default=None); ap.add_argument('--time-only', action='store_true')
+    ap.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                    help="a keyword of the backend (Python literal), e.g. --set max_yaw=30; repeatable")
     a = ap.parse_args(argv)
+    import ast
+    opts = {k: ast.literal_eval(v) for k, _, v in (kv.partition('=') for kv in a.set)}
     torch.manual_seed(a.seed)
     if a.backend != 'offline': a.bank = 'none'            # only the offline generator uses the transfer bank
     bank = load_bank() if a.bank == 'auto' else (None if a.bank == 'none' else TransferBank.load(a.bank))
     ppl10 = lfw_people(min_photos=10)
     names = sorted(np.random.default_rng(a.seed).choice(sorted(ppl10), size=a.people, replace=False))
-    res = dict(config=vars(a), bank_pairs=len(bank) if bank is not None else 0, **timing(ppl10[names[0]][0], a.n, bank, a.backend))
+    res = dict(config=vars(a), bank_pairs=len(bank) if bank is not None else 0, **timing(ppl10[names[0]][0], a.n, bank, a.backend, opts))
     if not a.time_only:
-        res.update(identity_and_variety(names, ppl10, a.n, a.seed, bank, a.backend), people=[str(x) for x in names])
+        res.update(identity_and_variety(names, ppl10, a.n, a.seed, bank, a.backend, opts), people=[str(x) for x in names])
     s = json.dumps(res)
     if a.out: open(a.out, 'w').write(s)
     print(s); return res
