@@ -6,6 +6,9 @@ CelebA-HQ 1024² portraits and the 4 large photos of data/portraits) with `portr
 SSIM and PSNR at full resolution, LPIPS when its backbone is present. Prints JSON and writes it to --out.
 
     python experiments/fullres_quality.py --people 3 --out data/eval/fullres_dev3.json
+    python experiments/fullres_quality.py --people 3 --set parameterisation=smooth_uv --set band=0.4 --out data/eval/fullres_dev3_smooth_uv04.json
+
+`--set KEY=VALUE` (repeatable) passes a `learn_mask` option, as `facecloak learn --set` does.
 """
 import argparse, json, time
 from pathlib import Path
@@ -17,13 +20,16 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--people', type=int, default=3)
     ap.add_argument('--out', default='data/eval/fullres_dev3.json')
+    ap.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='a learn_mask option')
     a = ap.parse_args(argv)
+    from facecloak.cli import config_options
     from facecloak import evaluate as E
     from facecloak.cloak import learn_mask
     photos = E.portrait_photos()
-    res = dict(portraits=len(photos), epsilon=8, people=[])
+    opts = config_options(a.set)
+    res = dict(portraits=len(photos), epsilon=8, options=opts, people=[])
     for s in E.subjects(a.people, split='dev', max_probes=6):
-        t0 = time.perf_counter(); m = learn_mask(s.learn, progress=False)
+        t0 = time.perf_counter(); m = learn_mask(s.learn, progress=False, **opts)
         q = E.portrait_quality(m, photos, lpips_net='alex')
         res['people'].append(dict(person=s.name, learn_s=round(time.perf_counter() - t0, 1),
                                   **{k: v for k, v in q.items() if k != 'per_photo'},

@@ -12,11 +12,13 @@ from pathlib import Path
 
 RECORDS = ['data/eval/dev24_refine.json.gz', 'data/eval/dev24_transfer.json.gz', 'data/eval/dev24_prior.json.gz',
            'data/eval/dev24_pgd.json.gz', 'data/eval/dev24_3dmm.json.gz', 'data/eval/dev24_3dmm_wide.json.gz',
-           'data/eval/dev24_uv.json.gz']
+           'data/eval/dev24_uv.json.gz', 'data/eval/dev24_transfer2.json.gz']
 LEVERS = {'none': 'no protection', 'prior': '1. prior alone (no personal learning)',
           'facecloak[init=prior]': '1. personal mask started from the prior',
           'facecloak[diversity=+bsr]': '2. + block shuffle/rotation (BSR)', 'facecloak[diversity=+sia]': '2. + SIA tile transforms',
           'facecloak[model_dropout=0.1]': '2. + model dropout 0.1',
+          'facecloak[diversity=+elastic]': '2. + elastic deformation (DeCowA-style)',
+          'facecloak[diversity=+scale]': '2. + intensity scaling (SI)', 'facecloak[diversity=+admix]': '2. + admix',
           'facecloak[refine=5]': '5. refine 5 steps per photo', 'facecloak[refine=20]': '5. refine 20 steps per photo',
           "facecloak[synth='3dmm']": 'stage 1: the 3D re-posed training set (#15)',
           "facecloak[synth={'backend':'3dmm','max_yaw':30,'expression':2.0,'light':0.6}]":

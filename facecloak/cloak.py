@@ -28,9 +28,9 @@ __all__ = ['FORMAT', 'FORMAT_VERSION', 'READABLE_VERSIONS', 'LOSS_TERMS', 'TRANS
            'feather_window', 'jnd_map', 'perceptual_weights', 'self_term', 'anchor_term', 'similar_term',
            'identity_loss', 'random_affine', 'random_blur', 'random_jpeg', 'block_shuffle', 'structure_invariant',
            'elastic', 'intensity_scale', 'admix', 'input_transforms', 'diversify', 'model_dropout', 'PixelMask',
-           'SmoothMask', 'surface_maps', 'on_surface', 'UVMask', 'MIFGSM', 'AdamTanh', 'CloakConfig', 'make_config',
-           'Mask', 'random_mask', 'learn_mask', 'MaskFileError', 'FaceTooSmallError', 'prior_photos', 'learn_prior',
-           'load_prior']
+           'SmoothMask', 'surface_maps', 'on_surface', 'UVMask', 'SmoothUVMask', 'MIFGSM', 'AdamTanh', 'CloakConfig',
+           'make_config', 'Mask', 'random_mask', 'learn_mask', 'MaskFileError', 'FaceTooSmallError', 'prior_photos',
+           'learn_prior', 'load_prior']
 
 # %% ../nbs/05_cloak.ipynb
 FORMAT = 'facecloak-mask'
@@ -620,7 +620,20 @@ class UVMask(PixelMask):
     def set_surface_(self, texture): self.texture.copy_(torch.as_tensor(texture).to(self.texture).reshape(self.texture.shape))
     def surface_delta(self): return self.texture.detach().clone()
 
-PARAMETERISATIONS['uv'] = UVMask
+class SmoothUVMask(UVMask):
+    """`UVMask` with `SmoothMask`'s band limit: the texture (σ = `band` texels) and θ (σ = `band` aligned px) are each
+    blurred, so the mask on the face's surface is smooth too when magnified onto a large face; still within the cap."""
+    def __init__(self, size=(112, 112), device=None, images=None, texture_size=None, band: float = 1.0):
+        super().__init__(size, device, images, texture_size); self.band = float(band)
+    @classmethod
+    def from_config(cls, cfg, device=None, images=None) -> 'SmoothUVMask': return cls(cfg.size, device, images, band=cfg.band)
+    def delta(self, idx=None) -> torch.Tensor:
+        theta = gaussian_blur(self.theta, self.band)
+        if idx is None or self.maps is None: return theta
+        return on_surface(gaussian_blur(self.texture, self.band), theta, self.maps[0][idx], self.maps[1][idx])
+    def surface_delta(self): return gaussian_blur(self.texture, self.band).detach()
+
+PARAMETERISATIONS.update(uv=UVMask, smooth_uv=SmoothUVMask)
 
 # %% ../nbs/05_cloak.ipynb
 class MIFGSM:
@@ -690,8 +703,8 @@ class CloakConfig:
     lr: float = 0.1                    # Adam's learning rate on θ
     batch_size: int = 4                # images of the training set per step
     n_images: int = 16                 # size of the training set made from the photo (it and n_images - 1 variations)
-    parameterisation: str = 'pixel'    # a PARAMETERISATIONS key: how δ is represented ('smooth': band-limited; 'uv': on the face's surface)
-    band: float = 1.0                  # 'smooth': σ (aligned px) of its Gaussian band limit
+    parameterisation: str = 'pixel'    # a PARAMETERISATIONS key: how δ is represented ('smooth': band-limited; 'uv': on the face's surface; 'smooth_uv': both)
+    band: float = 1.0                  # 'smooth', 'smooth_uv': σ (aligned px / texels) of their Gaussian band limit
     perceptual: float = 0.0            # share of the cap the perceptual (JND) map may take away on flat skin: cap = ε·[1 - p, 1]; 0: off
     # input transforms
     diversity: dict = field(default_factory=_default_diversity)   # {TRANSFORMS name: parameters}, applied in order; {} or False: none
@@ -724,8 +737,8 @@ class CloakConfig:
         _check(len(self.size) == 2, f"size must be (H, W), got {self.size}")
         _one_of('optimizer', self.optimizer, OPTIMIZERS)
         _one_of('parameterisation', self.parameterisation, PARAMETERISATIONS)
-        _check(self.parameterisation != 'uv' or (self.optimizer == 'mifgsm' and not self.perceptual and not self.leak_cap),
-               "parameterisation 'uv' needs optimizer 'mifgsm' and a uniform cap (perceptual=0, leak_cap=False)")
+        _check(self.parameterisation not in ('uv', 'smooth_uv') or (self.optimizer == 'mifgsm' and not self.perceptual and not self.leak_cap),
+               f"parameterisation {self.parameterisation!r} needs optimizer 'mifgsm' and a uniform cap (perceptual=0, leak_cap=False)")
         _one_of('leak_method', self.leak_method, saliency.METHODS)
         for k in self.extra_losses: _one_of('extra_losses key', k, [t for t in LOSS_TERMS if t not in ('self', 'anchor', 'similar')])
         _check(isinstance(self.diversity, dict), f"diversity must be a dict {{transform: parameters}} or False, got {self.diversity!r}")
@@ -915,7 +928,7 @@ def learn_mask(photo=None, *, config: CloakConfig | None = None, images=None, re
         policy = OPTIMIZERS[cfg.optimizer].from_config(mask, cap, weight, cfg)
         if init is not None: policy.start(init.delta if isinstance(init, Mask) else torch.as_tensor(init))
         if getattr(init, 'surface', None) is not None:
-            if not hasattr(mask, 'set_surface_'): raise ValueError("init is a surface mask: learn with parameterisation='uv'")
+            if not hasattr(mask, 'set_surface_'): raise ValueError("init is a surface mask: learn with parameterisation='uv' or 'smooth_uv'")
             mask.set_surface_(init.surface)
         with model_dropout(mods, cfg.model_dropout):
             hist = _optimise(mods, x_set, targets.to(dev), window, policy, cfg, seeded(cfg.seed), callback, progress)

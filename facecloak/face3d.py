@@ -342,11 +342,12 @@ def face3d_backend(fc, n: int, seed: int, strength: float = 1., max_yaw: float =
 
 # %% ../nbs/03a_face3d.ipynb
 @lru_cache(maxsize=2)
-def load_uv(path=None) -> torch.Tensor:
-    "(N,2) surface coordinates (u, v) in [0, 1] of the BFM's vertices (v grows from forehead to chin)."
+def load_uv(path=None, indices=None) -> torch.Tensor:
+    """(N,2) surface coordinates (u, v) in [0, 1] of the BFM's vertices (v grows from forehead to chin): BFM_UV.mat at
+    `path`, kept at the model's vertex `indices` (.npy); each None: the registered file."""
     import scipy.io
     uv = np.asarray(scipy.io.loadmat(str(face3d_path('bfm_uv', path)))['UV'], np.float32)
-    uv = uv[np.load(face3d_path('bfm_indices'), allow_pickle=False)]
+    uv = uv[np.load(face3d_path('bfm_indices', indices), allow_pickle=False)]
     uv[:, 1] = 1 - uv[:, 1]
     return torch.from_numpy(np.ascontiguousarray(uv))
 

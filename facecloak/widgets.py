@@ -17,9 +17,9 @@ from .cloak import anchor_candidates, learn_mask
 from .models import LFW_THRESHOLDS, TARGETS, load_model, present
 
 # %% auto 0
-__all__ = ['CDN', 'Cancelled', 'to_png', 'mask_image', 'quality', 'quality_readout', 'default_learner', 'default_candidates',
-           'default_scorer', 'default_thresholds', 'FakeMask', 'fake_learner', 'fake_candidates', 'fake_scorer',
-           'CloakExplorer', 'renderer_scripts', 'embed_html', 'notebook_html']
+__all__ = ['CDN', 'Cancelled', 'to_png', 'shown_delta', 'mask_image', 'quality', 'quality_readout', 'default_learner',
+           'default_candidates', 'default_scorer', 'default_thresholds', 'FakeMask', 'fake_learner', 'fake_candidates',
+           'fake_scorer', 'CloakExplorer', 'renderer_scripts', 'embed_html', 'notebook_html']
 
 # %% ../nbs/07_widgets.ipynb
 class Cancelled(Exception):
@@ -42,6 +42,12 @@ def to_png(img, max_side: int | None = None) -> bytes:
         s = max_side / max(im.size)
         im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.LANCZOS)
     b = io.BytesIO(); im.save(b, format='PNG'); return b.getvalue()
+
+def shown_delta(mask) -> torch.Tensor:
+    """The aligned change `mask` makes on its user's face: its `delta`, or for a surface mask (`Mask.surface`) the
+    texture seen on the stored aligned photo (`Mask.on_face`); without a stored photo, the aligned part only."""
+    if getattr(mask, 'surface', None) is None or getattr(mask, 'reference_image', None) is None: return mask.delta
+    return mask.on_face(mask.reference_image.float() / 255).delta
 
 def mask_image(delta, epsilon: float | None = None):
     "A mask's change `delta` (1,3,H,W) shown as an image: 0.5 + delta / (2ε), clipped."
@@ -251,7 +257,7 @@ class CloakExplorer:
             if self._cancel.is_set(): raise Cancelled('cancelled')
             prot = mask.apply(self.photo)
             res = dict(protected=to_png(prot, self.side),
-                       mask=to_png(mask_image(mask.delta, eps / 255), self.side) if getattr(mask, 'delta', None) is not None
+                       mask=to_png(mask_image(shown_delta(mask), eps / 255), self.side) if getattr(mask, 'delta', None) is not None
                             else to_png(np.clip(0.5 + (_array(prot).astype(float) - _array(self.photo)) / (2 * eps), 0, 255).astype(np.uint8), self.side),
                        scores=self.scorer(self.photo, prot), seconds=time.time() - t0, **quality(self.photo, prot))
         except Cancelled:

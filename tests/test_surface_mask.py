@@ -103,3 +103,33 @@ def test_the_surface_mask_stays_on_the_features_when_the_head_turns(person):
     assert keep.sum() > 30 and float(surface_maps(crops)[1].mean()) > 0.3
     c_uv, c_2d = (float(np.corrcoef(*at_landmarks(mk))[0, 1]) for mk in (m_uv, m_2d))
     assert c_uv > 0.6 and c_uv > c_2d + 0.2, (c_uv, c_2d)     # 0.74 against 0.33 here
+
+
+def _fine(t):
+    "Energy of `t` at the finest scale: what is left after a 1-px blur, relative to the whole."
+    return float((t - gaussian_blur(t, 1.0)).pow(2).mean() / t.pow(2).mean())
+
+
+def test_band_limited_surface_mask(learnt, person):
+    "`parameterisation='smooth_uv'`: the texture and the aligned part are band-limited, within ε, and applied as learnt."
+    me, kw, m = learnt
+    ms = learn_mask(images=me, parameterisation='smooth_uv', band=1.0, **kw)
+    assert ms.meta['options']['parameterisation'] == 'smooth_uv' and ms.surface is not None
+    assert ms.surface.abs().max() <= EPS + 1e-7 and ms.delta.abs().max() <= EPS + 1e-7
+    assert ms.surface.abs().max() > 0.2 * EPS                                  # it still learnt something
+    assert _fine(ms.surface) < 0.5 * _fine(m.surface) and _fine(ms.delta) < 0.5 * _fine(m.delta)
+    # the aligned mask for a face is the band-limited texture seen on it: as smooth as the texture
+    crop = align.align(person[3], size=(112, 112)).image.cpu()
+    assert _fine(ms.on_face(crop).delta) < 0.5 * _fine(m.on_face(crop).delta)
+    im = Image.open(person[3]).convert('RGB')
+    d = np.abs(np.asarray(ms.apply(im)).astype(int) - np.asarray(im))
+    assert 1 <= d.max() <= 8
+    with pytest.raises(ValueError, match="'smooth_uv' needs optimizer"): CloakConfig(parameterisation='smooth_uv', optimizer='adam')
+
+
+def test_uv_step_weights_reach_both_parameters():
+    "The leakage weight steps θ per pixel; the texture, which has no aligned pixels, takes its mean."
+    from facecloak.cloak import UVMask
+    w = torch.rand(1, 1, 112, 112)
+    wt, wx = UVMask((112, 112)).step_weights(w)
+    assert wt is w and float(wx) == pytest.approx(float(w.mean())) and wx.dim() == 0
