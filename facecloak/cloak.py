@@ -548,6 +548,7 @@ def model_dropout(mods, p: float):
 # %% ../nbs/05_cloak.ipynb
 class PixelMask(nn.Module):
     "δ as one free value per aligned pixel and channel, starting at 0: the parameter is δ itself."
+    uniform_cap = False      # True: learns only with MI-FGSM under a uniform cap (`CloakConfig` checks it)
     def __init__(self, size=(112, 112), device=None):
         super().__init__()
         self.theta = nn.Parameter(torch.zeros(1, 3, *size, device=device))
@@ -602,6 +603,7 @@ def on_surface(texture, theta, grid, cover) -> torch.Tensor:
 class UVMask(PixelMask):
     """δ anchored on the face's surface: a texture over (u, v) seen through each training image's 3D fit, and the
     aligned-space θ (the `PixelMask` parameter) where the fitted face is not."""
+    uniform_cap = True       # the texture has no aligned pixels to take a per-pixel cap or Adam's tanh
     def __init__(self, size=(112, 112), device=None, images=None, texture_size=None):
         super().__init__(size, device)
         self.texture = nn.Parameter(torch.zeros(1, 3, *(texture_size or size), device=device))
@@ -737,7 +739,7 @@ class CloakConfig:
         _check(len(self.size) == 2, f"size must be (H, W), got {self.size}")
         _one_of('optimizer', self.optimizer, OPTIMIZERS)
         _one_of('parameterisation', self.parameterisation, PARAMETERISATIONS)
-        _check(self.parameterisation not in ('uv', 'smooth_uv') or (self.optimizer == 'mifgsm' and not self.perceptual and not self.leak_cap),
+        _check(not PARAMETERISATIONS[self.parameterisation].uniform_cap or (self.optimizer == 'mifgsm' and not self.perceptual and not self.leak_cap),
                f"parameterisation {self.parameterisation!r} needs optimizer 'mifgsm' and a uniform cap (perceptual=0, leak_cap=False)")
         _one_of('leak_method', self.leak_method, saliency.METHODS)
         for k in self.extra_losses: _one_of('extra_losses key', k, [t for t in LOSS_TERMS if t not in ('self', 'anchor', 'similar')])
