@@ -8,7 +8,8 @@ SSIM and PSNR at full resolution, LPIPS when its backbone is present. Prints JSO
     python experiments/fullres_quality.py --people 3 --out data/eval/fullres_dev3.json
     python experiments/fullres_quality.py --people 3 --set parameterisation=smooth_uv --set band=0.4 --out data/eval/fullres_dev3_smooth_uv04.json
 
-`--set KEY=VALUE` (repeatable) passes a `learn_mask` option, as `facecloak learn --set` does.
+`--set KEY=VALUE` (repeatable) passes a `learn_mask` option, as `facecloak learn --set` does; `--init prior`
+starts each mask from the shipped cross-identity prior (or a mask file), as `facecloak learn --init` does.
 """
 import argparse, json, time
 from pathlib import Path
@@ -21,15 +22,17 @@ def main(argv=None):
     ap.add_argument('--people', type=int, default=3)
     ap.add_argument('--out', default='data/eval/fullres_dev3.json')
     ap.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='a learn_mask option')
+    ap.add_argument('--init', default=None, help="'prior' (the shipped prior) or a mask file to start from")
     a = ap.parse_args(argv)
     from facecloak.cli import config_options
     from facecloak import evaluate as E
     from facecloak.cloak import learn_mask
     photos = E.portrait_photos()
     opts = config_options(a.set)
+    if a.init: opts['init'] = a.init
     res = dict(portraits=len(photos), epsilon=8, options=opts, people=[])
     for s in E.subjects(a.people, split='dev', max_probes=6):
-        t0 = time.perf_counter(); m = learn_mask(s.learn, progress=False, **opts)
+        t0 = time.perf_counter(); m = learn_mask(s.learn, progress=False, **E.learn_options(opts))
         q = E.portrait_quality(m, photos, lpips_net='alex')
         res['people'].append(dict(person=s.name, learn_s=round(time.perf_counter() - t0, 1),
                                   **{k: v for k, v in q.items() if k != 'per_photo'},

@@ -12,14 +12,24 @@ from pathlib import Path
 
 RECORDS = ['data/eval/dev24_refine.json.gz', 'data/eval/dev24_transfer.json.gz', 'data/eval/dev24_prior.json.gz',
            'data/eval/dev24_pgd.json.gz', 'data/eval/dev24_3dmm.json.gz', 'data/eval/dev24_3dmm_wide.json.gz',
-           'data/eval/dev24_uv.json.gz', 'data/eval/dev24_transfer2.json.gz']
+           'data/eval/dev24_uv.json.gz', 'data/eval/dev24_transfer2.json.gz', 'data/eval/dev24_dial.json.gz',
+           'data/eval/dev24_levers3.json.gz', 'data/eval/dev24_levers4.json.gz']
 LEVERS = {'none': 'no protection', 'prior': '1. prior alone (no personal learning)',
           'facecloak[init=prior]': '1. personal mask started from the prior',
           'facecloak[diversity=+bsr]': '2. + block shuffle/rotation (BSR)', 'facecloak[diversity=+sia]': '2. + SIA tile transforms',
           'facecloak[model_dropout=0.1]': '2. + model dropout 0.1',
           'facecloak[diversity=+elastic]': '2. + elastic deformation (DeCowA-style)',
           'facecloak[diversity=+scale]': '2. + intensity scaling (SI)', 'facecloak[diversity=+admix]': '2. + admix',
-          'facecloak[refine=5]': '5. refine 5 steps per photo', 'facecloak[refine=20]': '5. refine 20 steps per photo',
+          'facecloak[diversity=+elastic+sia]': '2. + elastic and SIA together',
+          'facecloak[model_dropout=0.1,model_dropout_depth=0.7]': '2. + model dropout 0.1, last 30 % of the layers only',
+          'facecloak[extra_losses={"feature":1.0}]': '2. + feature-level term (mid-layer features, weight 1)',
+          'facecloak[steps=150,batch_size=8]': '2. more steps and larger batches (150 steps of 8)',
+          'facecloak[w_anchor=0,w_similar=0]': 'objective: away from the person only (no anchor, no look-alike)',
+          "facecloak[surrogates=('mobilefacenet_ms1m','mobilefacenet_casia','edgeface_xxs','facenet_casia')]":
+              '3. FaceNet CASIA as a fourth surrogate',
+          'facecloak[mix=4]': '1. 4 photos of other people in every batch (mixed batches)',
+          'facecloak[refine=2]': '5. refine 2 steps per photo', 'facecloak[refine=5]': '5. refine 5 steps per photo',
+          'facecloak[refine=10]': '5. refine 10 steps per photo', 'facecloak[refine=20]': '5. refine 20 steps per photo',
           "facecloak[synth='3dmm']": 'stage 1: the 3D re-posed training set (#15)',
           "facecloak[synth={'backend':'3dmm','max_yaw':30,'expression':2.0,'light':0.6}]":
               'stage 1: the wider 3D set (yaw ±30°, expression 2σ, light 0.6; #15)',

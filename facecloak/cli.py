@@ -512,11 +512,16 @@ def eval_config(a):
     for name, v, lo in (('--subjects', a.subjects, 1), ('--probes', a.probes, 1), ('--distractors', a.distractors, 0),
                         ('--workers', a.workers, 1), ('--portraits', getattr(a, 'portraits', 0), 0)):
         if v is not None and v < lo: raise ValueError(f'{name} {v} is out of range: give {lo} or more')
+    folds = _split(getattr(a, 'folds', None))
+    if folds and a.mode != 'loo': raise ValueError('--folds needs --mode loo')
+    from facecloak.models import TARGETS
+    if bad := [f for f in folds if f not in (_split(a.targets) or TARGETS)]:
+        raise ValueError(f'--folds: unknown {", ".join(bad)}; the targets are {", ".join(_split(a.targets) or TARGETS)}')
     split = getattr(a, 'split', None)
     n = a.subjects if a.subjects is not None else (None if split else 20)
     return EvalConfig(n_subjects=n, split=split, max_probes=a.probes, methods=methods, epsilons=eps, sweep=sweep, mode=a.mode,
                       conditions=conditions, n_distractors=a.distractors, targets=_split(a.targets) or None,
-                      portraits=getattr(a, 'portraits', 0) or 0)
+                      portraits=getattr(a, 'portraits', 0) or 0, folds=folds or None)
 
 def cmd_eval(a) -> int:
     "facecloak eval: run (or resume) the evaluation, write the record, its table and figures, print the summary JSON."
@@ -614,6 +619,7 @@ def _eval_parser(sub):
     e.add_argument('--portraits', type=int, default=0, metavar='N',
                    help='also measure each method\'s face quality at full resolution on N large portraits (CelebA-HQ 1024²; default 0)')
     e.add_argument('--targets', default=None, help='comma-separated recognition models (default: every model present)')
+    e.add_argument('--folds', default=None, help="--mode loo: the targets that get a fold, comma-separated (default: all)")
     e.add_argument('--scheduler', default=None, help="'local': a Dask LocalCluster; or a scheduler address (default: in process)")
     e.add_argument('--workers', type=int, default=2, help='worker processes of the LocalCluster (default 2)')
     e.add_argument('--memory-limit', default='6GB', help='memory limit per worker (default 6GB)')

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import difflib, hashlib, json, math, time, warnings
 from dataclasses import asdict, dataclass, field, fields, replace
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 
@@ -26,11 +26,12 @@ __all__ = ['FORMAT', 'FORMAT_VERSION', 'READABLE_VERSIONS', 'LOSS_TERMS', 'TRANS
            'build_anchor_bank', 'bank_similarity', 'reference_embeddings', 'resolve_reference', 'anchor_candidates',
            'resolve_anchor', 'similar_identity', 'Targets', 'resolve_targets', 'leakage_map', 'budget', 'project',
            'feather_window', 'jnd_map', 'perceptual_weights', 'self_term', 'anchor_term', 'similar_term',
-           'identity_loss', 'random_affine', 'random_blur', 'random_jpeg', 'block_shuffle', 'structure_invariant',
-           'elastic', 'intensity_scale', 'admix', 'input_transforms', 'diversify', 'model_dropout', 'PixelMask',
-           'SmoothMask', 'surface_maps', 'on_surface', 'UVMask', 'SmoothUVMask', 'MIFGSM', 'AdamTanh', 'CloakConfig',
-           'make_config', 'Mask', 'random_mask', 'learn_mask', 'MaskFileError', 'FaceTooSmallError', 'prior_photos',
-           'learn_prior', 'load_prior']
+           'feature_term', 'needs_features', 'identity_loss', 'random_affine', 'random_blur', 'random_jpeg',
+           'block_shuffle', 'structure_invariant', 'elastic', 'intensity_scale', 'admix', 'input_transforms',
+           'diversify', 'convolutions', 'at_depth', 'model_dropout', 'feature_taps', 'PixelMask', 'SmoothMask',
+           'surface_maps', 'to_surface', 'on_surface', 'UVMask', 'SmoothUVMask', 'MIFGSM', 'AdamTanh', 'CloakConfig',
+           'make_config', 'Mask', 'random_mask', 'batch_indices', 'clean_features', 'learn_mask', 'MaskFileError',
+           'FaceTooSmallError', 'prior_photos', 'learn_prior', 'other_people', 'mixed_set', 'load_prior']
 
 # %% ../nbs/05_cloak.ipynb
 FORMAT = 'facecloak-mask'
@@ -427,15 +428,29 @@ def similar_term(e, t: Targets, name: str):
     "cos to the similar identity (pushed down); None without one."
     return None if t.similar is None else e @ t.similar[name][0]
 
-LOSS_TERMS = {'self': self_term, 'anchor': anchor_term, 'similar': similar_term}
+def feature_term(e, t: Targets, name: str, feats=None):
+    """cos of the masked images' intermediate features to the clean images' (pushed down): a feature-level objective
+    (`feats` = (masked, clean) activations of one layer, `feature_taps`), which reaches below the embedding."""
+    fm, fc = feats
+    c = F.cosine_similarity(fm.flatten(1).float(), fc.flatten(1).float(), dim=1)
+    return c if e is None or len(c) == len(e) else c.view(-1, len(e)).mean(0)   # flip fusion runs the layer twice per image
+feature_term.features = True      # identity_loss hands it the layer's activations
 
-def identity_loss(embs: list, targets: Targets, weights: dict) -> tuple[torch.Tensor, list]:
-    "Σ weight·term over `weights` {LOSS_TERMS name: weight}, batch mean, averaged over surrogates; (cos_self, cos_anchor) each."
+LOSS_TERMS = {'self': self_term, 'anchor': anchor_term, 'similar': similar_term, 'feature': feature_term}
+
+def needs_features(weights: dict) -> bool:
+    "Whether a term of `weights` {LOSS_TERMS name: weight} reads intermediate features (`feature_taps`)."
+    return any(w and getattr(LOSS_TERMS[k], 'features', False) for k, w in weights.items())
+
+def identity_loss(embs: list, targets: Targets, weights: dict, feats: list | None = None) -> tuple[torch.Tensor, list]:
+    """Σ weight·term over `weights` {LOSS_TERMS name: weight}, batch mean, averaged over surrogates; (cos_self, cos_anchor)
+    each. `feats`: per surrogate the (masked, clean) intermediate features, for the terms that read them."""
     tot, stats = 0., []
-    for name, e in zip(targets.names, embs):
+    for k, (name, e) in enumerate(zip(targets.names, embs)):
         l = None
         for term, w in weights.items():
-            v = LOSS_TERMS[term](e, targets, name)
+            fn = LOSS_TERMS[term]
+            v = fn(e, targets, name, feats=feats[k]) if getattr(fn, 'features', False) else fn(e, targets, name)
             if v is not None: l = w * v if l is None else l + w * v
         tot = tot + l.mean() / len(embs)
         e0 = e.detach()
@@ -536,12 +551,35 @@ def diversify(x, gen: torch.Generator, transforms) -> torch.Tensor:
     return x
 
 # %% ../nbs/05_cloak.ipynb
+def convolutions(mod: nn.Module) -> list:
+    "The `nn.Conv2d` modules of `mod` in the order they were registered (about the order of the forward pass)."
+    return [m for m in mod.modules() if isinstance(m, nn.Conv2d)]
+
+def at_depth(convs: list, depth: float):
+    "The convolution at relative `depth` of `convs` (0: the first, 1: the last)."
+    if not convs: raise ValueError("this surrogate has no convolution to read or drop features at")
+    return convs[min(len(convs) - 1, max(0, round(depth * (len(convs) - 1))))]
+
 @contextmanager
-def model_dropout(mods, p: float):
-    "Inside the `with`: each `nn.Conv2d` of `mods` drops its outputs with probability `p` (rescaled by 1/(1-p)); 0: off."
-    hooks = [] if p <= 0 else [m.register_forward_hook(lambda mod, inp, out: F.dropout(out, p, training=True))
-                               for mod in mods for m in mod.modules() if isinstance(m, nn.Conv2d)]
+def model_dropout(mods, p: float, depth: float = 0.0):
+    """Inside the `with`: each `nn.Conv2d` of `mods` from relative `depth` on (0: all; 0.7: the last 30 %) drops its
+    outputs with probability `p` (rescaled by 1/(1-p)); 0: off."""
+    hooks = []
+    for mod in ([] if p <= 0 else mods):
+        cs = convolutions(mod); start = cs.index(at_depth(cs, depth))
+        hooks += [m.register_forward_hook(lambda mod_, inp, out: F.dropout(out, p, training=True)) for m in cs[start:]]
     try: yield mods
+    finally:
+        for h in hooks: h.remove()
+
+@contextmanager
+def feature_taps(mods, depth: float = 0.5):
+    """Inside the `with`: a dict {k: the latest output of the convolution at relative `depth` of `mods[k]`}, the
+    intermediate features that feature-level terms read."""
+    out, hooks = {}, []
+    for k, mod in enumerate(mods):
+        hooks.append(at_depth(convolutions(mod), depth).register_forward_hook(lambda m_, i_, o, k=k: out.__setitem__(k, o)))
+    try: yield out
     finally:
         for h in hooks: h.remove()
 
@@ -594,6 +632,19 @@ def surface_maps(images) -> tuple[torch.Tensor, torch.Tensor]:
         grids.append(uv * 2 - 1); covers.append(c[None])
     return torch.stack(grids).to(images.device), torch.stack(covers).to(images.device)
 
+def to_surface(delta, grid, cover, size) -> torch.Tensor:
+    """The texture (1,3,h,w) of `size` that puts the aligned `delta` (1,3,H,W) back where one image (its `grid` (H,W,2),
+    `cover` (1,H,W)) sees it on the face: each texel the mean of the covered pixels that see it, the texels none sees
+    filled from their neighbours (about 4 texels), 0 farther away. The inverse of `on_surface` for that image."""
+    h, w = size
+    uv, keep = (grid.reshape(-1, 2).float() + 1) / 2, cover.reshape(-1) > 0.5
+    ix = (uv[:, 0] * w - 0.5).round().clamp(0, w - 1).long(); iy = (uv[:, 1] * h - 0.5).round().clamp(0, h - 1).long()
+    at = (iy * w + ix)[keep]
+    s = torch.zeros(3, h * w, device=delta.device).index_add_(1, at, delta.reshape(3, -1)[:, keep].float()).view(1, 3, h, w)
+    n = torch.zeros(h * w, device=delta.device).index_add_(0, at, torch.ones(len(at), device=delta.device)).view(1, 1, h, w)
+    near_s, near_n = gaussian_blur(s, 2.0), gaussian_blur(n, 2.0)
+    return torch.where(n > 0, s / n.clamp(min=1), torch.where(near_n > 1e-3, near_s / near_n.clamp(min=1e-3), torch.zeros_like(s)))
+
 def on_surface(texture, theta, grid, cover) -> torch.Tensor:
     "δ (N,3,H,W) = `cover`·(the `texture` seen through `grid`) + (1 − `cover`)·`theta`: within the larger of their bounds."
     seen = F.grid_sample(texture.expand(len(grid), -1, -1, -1), grid.to(texture), mode='bilinear', padding_mode='border',
@@ -618,6 +669,12 @@ class UVMask(PixelMask):
     @torch.no_grad()
     def project_(self, cap):
         self.theta.copy_(project(self.theta, cap)); self.texture.copy_(project(self.texture, torch.as_tensor(cap).max()))
+    @torch.no_grad()
+    def set_(self, theta):
+        "A warm start from an aligned-space δ (a pixel mask, the prior): θ is δ, and the texture δ put on the first image's face."
+        super().set_(theta)
+        if self.maps is not None:
+            self.texture.copy_(to_surface(self.theta, self.maps[0][0], self.maps[1][0], tuple(self.texture.shape[-2:])))
     @torch.no_grad()
     def set_surface_(self, texture): self.texture.copy_(torch.as_tensor(texture).to(self.texture).reshape(self.texture.shape))
     def surface_delta(self): return self.texture.detach().clone()
@@ -695,6 +752,7 @@ class CloakConfig:
     w_anchor: float = 0.25             # weight of cos(m(x'), anchor): pulled up
     w_similar: float = 0.25            # weight of cos(m(x'), similar identity): pushed down; 0: no such term (nor bank for it)
     extra_losses: dict = field(default_factory=dict)   # {LOSS_TERMS name: weight} of further loss terms
+    feature_depth: float = 0.5         # the 'feature' term's layer: the surrogates' convolution at this relative depth (0 first, 1 last)
     # optimisation
     optimizer: str = 'mifgsm'          # an OPTIMIZERS key: 'mifgsm' (sign steps with momentum) or 'adam' (δ = cap·tanh θ)
     steps: int = 60                    # optimisation steps
@@ -711,6 +769,10 @@ class CloakConfig:
     # input transforms
     diversity: dict = field(default_factory=_default_diversity)   # {TRANSFORMS name: parameters}, applied in order; {} or False: none
     model_dropout: float = 0.0         # dropout rate on the surrogates' convolution outputs while learning (model augmentation); 0: off
+    model_dropout_depth: float = 0.0   # ... on the convolutions from this relative depth on (0: all of them)
+    # other people (the cross-identity prior's pool) in every batch
+    mix: int = 0                       # photos of other people added to each batch, each pushed from its own identity; 0: off
+    mix_pool: int = 200                # people in that pool (one photo each, `prior_photos`)
     # leakage weighting
     leak_method: str = 'saliency'      # attribution of the leakage map: 'saliency', 'ig' or 'gradcam'
     leakage_weight: float = 0.5        # step weight w = (1 - leakage_weight) + leakage_weight·leak; 0: uniform
@@ -734,6 +796,9 @@ class CloakConfig:
         _check(self.momentum >= 0 and self.lr > 0 and self.smooth_grad >= 0, "momentum and smooth_grad must be >= 0 and lr > 0")
         _check(0 <= self.leakage_weight <= 1, f"leakage_weight must be in [0, 1], got {self.leakage_weight}")
         _check(0 <= self.model_dropout < 1, f"model_dropout must be in [0, 1), got {self.model_dropout}")
+        _check(0 <= self.model_dropout_depth <= 1 and 0 <= self.feature_depth <= 1,
+               f"model_dropout_depth and feature_depth must be in [0, 1], got {self.model_dropout_depth}, {self.feature_depth}")
+        _check(self.mix >= 0 and self.mix_pool >= (1 if self.mix else 0), f"mix must be >= 0 and mix_pool >= 1, got {self.mix}, {self.mix_pool}")
         _check(self.band > 0, f"band must be > 0 aligned pixels, got {self.band}")
         _check(0 <= self.perceptual <= 1, f"perceptual must be in [0, 1], got {self.perceptual}")
         _check(len(self.size) == 2, f"size must be (H, W), got {self.size}")
@@ -867,20 +932,42 @@ def random_mask(photo=None, epsilon: float = 8 / 255, *, seed: int = 0, kind: st
     return Mask(d, epsilon, template, size, feather=feather, anchor=dict(kind='random'), meta=dict(seed=seed, random=kind))
 
 # %% ../nbs/05_cloak.ipynb
-def _optimise(mods, x_set, targets: Targets, window, policy, cfg: CloakConfig, gen, callback=None, progress=True) -> list:
-    "The one loop: a random batch, masked by `policy.delta()`, transformed and scored; `policy` steps. The history."
+def batch_indices(n_own: int, n_all: int, cfg: CloakConfig, gen) -> torch.Tensor:
+    "A step's images: `batch_size` of the person's own set (the first `n_own`), and `mix` of the other people's after them."
+    idx = torch.randperm(n_own, generator=gen)[:cfg.batch_size]
+    if cfg.mix and n_all > n_own: idx = torch.cat([idx, n_own + torch.randperm(n_all - n_own, generator=gen)[:cfg.mix]])
+    return idx
+
+@torch.no_grad()
+def clean_features(mods, taps, x, gen, transforms) -> list:
+    "The intermediate features (`feature_taps`) of the clean batch `x` under the transforms the masked batch is about to get."
+    state = gen.get_state()
+    xt = diversify(x, gen, transforms) if transforms else x
+    for m in mods: m(xt)
+    gen.set_state(state)           # the masked batch draws the same transforms
+    return [taps[k].detach() for k in range(len(mods))]
+
+def _optimise(mods, x_set, targets: Targets, window, policy, cfg: CloakConfig, gen, callback=None, progress=True,
+              n_own: int | None = None) -> list:
+    """The one loop: a random batch (the first `n_own` images are the person's, any after them other people's), masked by
+    `policy.delta()`, transformed and scored; `policy` steps. The history."""
     transforms, weights, hist = input_transforms(cfg.diversity), cfg.loss_weights, []
     bar = tqdm(range(cfg.steps), disable=not progress, desc='learning mask', leave=False)
-    for t in bar:
-        idx = torch.randperm(len(x_set), generator=gen)[:cfg.batch_size].to(x_set.device)
-        x = (x_set[idx] + window * policy.delta(idx)).clamp(0, 1)
-        if transforms: x = diversify(x, gen, transforms)
-        loss, stats = identity_loss([m(x).float() for m in mods], targets.rows(idx), weights)
-        policy.step(torch.autograd.grad(loss, policy.params()))
-        cr, ca = (float(np.mean([s[i] for s in stats])) for i in (0, 1))
-        hist.append((round(float(loss.detach()), 4), round(cr, 4), round(ca, 4)))
-        bar.set_postfix(cos_self=f'{cr:.3f}', cos_anchor=f'{ca:.3f}')
-        if callback is not None and callback(t + 1, cfg.steps) is False: break   # a widget's Cancel
+    use_feats = needs_features(weights)
+    with (feature_taps(mods, cfg.feature_depth) if use_feats else nullcontext({})) as taps:
+        for t in bar:
+            idx = batch_indices(n_own or len(x_set), len(x_set), cfg, gen).to(x_set.device)
+            clean = clean_features(mods, taps, x_set[idx], gen, transforms) if use_feats else None
+            x = (x_set[idx] + window * policy.delta(idx)).clamp(0, 1)
+            if transforms: x = diversify(x, gen, transforms)
+            embs = [m(x).float() for m in mods]
+            feats = [(taps[k], clean[k]) for k in range(len(mods))] if use_feats else None
+            loss, stats = identity_loss(embs, targets.rows(idx), weights, feats)
+            policy.step(torch.autograd.grad(loss, policy.params()))
+            cr, ca = (float(np.mean([s[i] for s in stats])) for i in (0, 1))
+            hist.append((round(float(loss.detach()), 4), round(cr, 4), round(ca, 4)))
+            bar.set_postfix(cos_self=f'{cr:.3f}', cos_anchor=f'{ca:.3f}')
+            if callback is not None and callback(t + 1, cfg.steps) is False: break   # a widget's Cancel
     return hist
 
 @torch.no_grad()
@@ -919,6 +1006,7 @@ def learn_mask(photo=None, *, config: CloakConfig | None = None, images=None, re
     targets = resolve_targets(names, mods, x_set, reference=reference, anchor=anchor, bank=bank, exclude=exclude,
                               similar=cfg.w_similar > 0, use_anchor=cfg.w_anchor > 0, size=cfg.size, template=cfg.template,
                               detector=cfg.detector, progress=progress)
+    x_all, t_all = mixed_set(x_set, targets, mods, cfg) if cfg.mix else (x_set, targets)   # other people in every batch
     window = feather_window(cfg.size, cfg.feather).to(dev)
     with torch.enable_grad():                  # whatever the caller's grad mode; it is restored on exit
         leak = (leakage_map(x_set, (names, mods), reference=targets.reference, method=cfg.leak_method, device=dev)
@@ -926,14 +1014,14 @@ def learn_mask(photo=None, *, config: CloakConfig | None = None, images=None, re
         weight, cap = budget(torch.zeros(1, 1, *cfg.size) if leak is None else leak, cfg.epsilon, cfg.leakage_weight,
                              cfg.leak_cap, device=dev)
         if cfg.perceptual: cap = cap * perceptual_weights(x_set[:1], cfg.perceptual).to(cap)   # less on flat skin
-        mask = PARAMETERISATIONS[cfg.parameterisation].from_config(cfg, dev, images=x_set)
+        mask = PARAMETERISATIONS[cfg.parameterisation].from_config(cfg, dev, images=x_all)
         policy = OPTIMIZERS[cfg.optimizer].from_config(mask, cap, weight, cfg)
         if init is not None: policy.start(init.delta if isinstance(init, Mask) else torch.as_tensor(init))
         if getattr(init, 'surface', None) is not None:
             if not hasattr(mask, 'set_surface_'): raise ValueError("init is a surface mask: learn with parameterisation='uv' or 'smooth_uv'")
             mask.set_surface_(init.surface)
-        with model_dropout(mods, cfg.model_dropout):
-            hist = _optimise(mods, x_set, targets.to(dev), window, policy, cfg, seeded(cfg.seed), callback, progress)
+        with model_dropout(mods, cfg.model_dropout, cfg.model_dropout_depth):
+            hist = _optimise(mods, x_all, t_all.to(dev), window, policy, cfg, seeded(cfg.seed), callback, progress, len(x_set))
     with torch.no_grad():
         delta = project(policy.delta(), cap).clamp(-cfg.epsilon, cfg.epsilon)   # the clamp: float safety for leak_cap
         each = project(policy.delta(torch.arange(len(x_set), device=x_set.device)), cap).clamp(-cfg.epsilon, cfg.epsilon)
@@ -1188,7 +1276,7 @@ def _mask_refined(self: Mask, images, steps: int, *, surrogates=None, device=Non
     known = {f.name for f in fields(CloakConfig)}
     opts = {k: v for k, v in self.meta.get('options', {}).items() if k in known}
     cfg = make_config(CloakConfig(**opts), dict(dict(epsilon=self.epsilon, feather=self.feather, size=self.size,
-                      template=self.template, w_similar=0.0, keep_reference_image=False, steps=int(steps)), **overrides))
+                      template=self.template, w_similar=0.0, mix=0, keep_reference_image=False, steps=int(steps)), **overrides))
     return learn_mask(images=aligned_images(images, self.size), config=cfg, anchor=self.anchor_embeddings or None,
                       surrogates=surrogates or self.surrogates, init=self, device=device, progress=progress)
 Mask.refined = _mask_refined
@@ -1209,6 +1297,26 @@ def learn_prior(photos=None, *, n_people: int = 1000, config: CloakConfig | None
     base = dict(w_anchor=0.0, w_similar=0.0, leakage_weight=0.0, steps=600, batch_size=16, keep_reference_image=False)
     cfg = make_config(config or CloakConfig(**base), {} if config else overrides, also=LEARN_INPUTS)
     return learn_mask(images=x, reference='each', config=cfg, surrogates=surrogates, device=device, progress=progress)
+
+_OTHERS: dict = {}              # aligned photos of other people, per (people, size, template), for `mix`
+
+def other_people(n: int = 200, *, size=(112, 112), template: str = 'arcface', seed: int = 0) -> torch.Tensor:
+    "Aligned photos (N,3,H,W) of `n` people of the prior's pool (`prior_photos`), kept in the process: what `mix` draws from."
+    key = (n, tuple(size), template, seed)
+    if key not in _OTHERS:
+        _OTHERS.clear()
+        _OTHERS[key] = align.align_paths(prior_photos(n, seed=seed), size=size, template=template, on_missing='skip',
+                                         device='cpu', progress=False)
+    return _OTHERS[key]
+
+def mixed_set(x_set, targets: Targets, mods, cfg: CloakConfig, others=None) -> tuple[torch.Tensor, Targets]:
+    """The person's set followed by other people's photos (`others`, default `other_people(cfg.mix_pool)`), and targets
+    with a reference per image: the person's for their own images, each other person's own identity for theirs."""
+    xo = (other_people(cfg.mix_pool, size=cfg.size, template=cfg.template) if others is None else others).to(x_set)
+    own = targets.each or {n: r.expand(len(x_set), -1) for n, r in targets.reference.items()}
+    theirs = {n: F.normalize(e, dim=-1) for n, e in zip(targets.names, embed(mods, xo))}
+    each = {n: torch.cat([own[n].to(theirs[n]), theirs[n]]).cpu() for n in targets.names}
+    return torch.cat([x_set, xo]), replace(targets, each=each)
 
 def load_prior(path=None) -> Mask:
     "The prior mask shipped with facecloak (`PRIOR_FILE`; `path` None or 'prior'), or the mask file `path`."

@@ -24,7 +24,7 @@ __all__ = ['DEV_PEOPLE', 'SPLIT_MIN_PHOTOS', 'CONDITIONS', 'METHODS', 'Subject',
            'embed', 'Gallery', 'protection', 'verification', 'reverify', 'quality', 'lpips_distance', 'native_quality',
            'portrait_photos', 'portrait_quality', 'learn_options', 'parse_method', 'evaluate_subject', 'EvalConfig',
            'versions', 'load_record', 'load_records', 'run_evaluation', 'summarize', 'markdown_table', 'plot_report',
-           'by_box', 'per_person', 'paired', 'lever_table', 'plot_levers']
+           'by_box', 'per_person', 'paired', 'lever_table', 'plot_levers', 'complete_people', 'split_table']
 
 # %% ../nbs/06_evaluate.ipynb
 @dataclass
@@ -369,14 +369,17 @@ def _learn_seconds(masker, measured: float) -> float:
 def evaluate_subject(subject: Subject, method: str, epsilon: float, *, targets: list[str], surrogates: list[str] | None,
                      mode: str = 'fixed', gallery: Gallery, models: dict, conditions=('clean',), fmt: str = 'jpeg',
                      quality_: int = 90, device=None, workdir=None, lpips_net: str | None = 'alex',
-                     method_kw: dict | None = None, portraits: int = 0) -> list[dict]:
+                     method_kw: dict | None = None, portraits: int = 0, folds=None) -> list[dict]:
     """Records of protection per target/condition, and image quality, for one subject and one method.
     `method_kw`: extra keywords for the method (e.g. a prebuilt anchor `bank=`), not part of the record;
-    `portraits`: also the full-resolution face quality on that many large portraits (`portrait_quality`)."""
+    `portraits`: also the full-resolution face quality on that many large portraits (`portrait_quality`);
+    `folds`: in 'loo' mode, the targets that get a fold (default all of them)."""
     recs, base = [], dict(person=subject.name, method=method, epsilon=round(epsilon * 255, 3), mode=mode, fmt=fmt)
     # in 'loo' mode a mask is learned per target, with every other model as surrogate
-    plan = [(t, [m for m in targets if m != t]) for t in targets] if mode == 'loo' else [(None, surrogates or SURROGATES)]
     name, kw = parse_method(method)
+    own = kw.pop('surrogates', None)      # a method's own surrogates (`facecloak[surrogates=(...)]`): they are white-box
+    plan = ([(t, [m for m in targets if m != t]) for t in (folds or targets)] if mode == 'loo'
+            else [(None, list(own or surrogates or SURROGATES))])
     with tempfile.TemporaryDirectory(dir=workdir) as d:
         for target, sur in plan:
             t0 = time.perf_counter(); masker = METHODS[name](subject, epsilon, sur, device, **kw, **(method_kw or {}))
@@ -386,7 +389,7 @@ def evaluate_subject(subject: Subject, method: str, epsilon: float, *, targets: 
             for i, p in enumerate(subject.probes):
                 t0 = time.perf_counter(); im = masker.apply(p); t_apply += time.perf_counter() - t0
                 written.append(_write(im, Path(d)/f'{target or "all"}_{i}', fmt, quality_))
-            if target in (None, targets[0]):   # quality once per subject and method
+            if target in (None, plan[0][0]):   # quality once per subject and method
                 recs.append(dict(base, kind='quality', learn_s=t_learn, apply_s=t_apply / max(1, len(written)),
                                  **_quality_record(subject.probes, written, lpips_net)))
                 if portraits:
@@ -416,6 +419,7 @@ class EvalConfig:
     targets: tuple | None = None             # None: every recognition model present (facecloak.models.TARGETS)
     surrogates: tuple | None = None          # None: facecloak.models.SURROGATES (mode 'fixed')
     mode: str = 'fixed'                      # 'fixed' or 'loo' (leave-one-model-out: always black-box)
+    folds: tuple | None = None               # 'loo': the targets that get a fold (a mask learnt with every other model); None: all
     conditions: tuple = ('clean',)
     fmt: str = 'jpeg'
     quality: int = 90
@@ -473,7 +477,8 @@ def _unit(cfg_d, subject, method, eps, device):
     g = Gallery(models, _cfg_subjects(cfg), n_distractors=cfg.n_distractors, seed=cfg.seed)
     return evaluate_subject(subject, method, eps / 255, targets=targets, surrogates=list(cfg.surrogates) if cfg.surrogates else None,
                             mode=cfg.mode, gallery=g, models=models, conditions=cfg.conditions, fmt=cfg.fmt,
-                            quality_=cfg.quality, device=device, lpips_net=cfg.lpips_net, portraits=cfg.portraits)
+                            quality_=cfg.quality, device=device, lpips_net=cfg.lpips_net, portraits=cfg.portraits,
+                            folds=list(cfg.folds) if cfg.folds else None)
 
 def _warm(cfg_d, device):
     "Build the shared caches (gallery embeddings, anchor bank, synth transfer bank) once, before workers start."
@@ -666,3 +671,31 @@ def plot_levers(recs: list, base: str, methods: list, labels: dict | None = None
     return fig, rows
 
 def _mean_q(rec, m, k='ssim_face'): return float(np.mean([x[k] for x in rec['records'] if x['kind'] == 'quality' and x['method'] == m]))
+
+# %% ../nbs/06_evaluate.ipynb
+def complete_people(rec: dict) -> set:
+    "The people of `rec` with a quality record for every method of its config (a finished unit each)."
+    have = {}
+    for x in rec['records']:
+        if x['kind'] == 'quality': have.setdefault(x['person'], set()).add(x['method'])
+    return {p for p, ms in have.items() if set(rec['config']['methods']) <= ms}
+
+def split_table(recs: list, default: str, loo: dict | None = None) -> tuple[list[dict], int]:
+    """One row per method of `recs` over the people complete in all of them: black-box top-1 clean / JPEG q75 / q50,
+    white-box, the LOO mean (`loo`: a `mode='loo'` record), face SSIM, learn and apply seconds, and `vs_default`
+    (`paired` black-box against `default`). Returns the rows and the number of people."""
+    people = set.intersection(*[complete_people(r) for r in recs])
+    recs = [dict(r, records=[x for x in r['records'] if x['person'] in people]) for r in recs]
+    home = {m: r for r in recs for m in r['config']['methods']}
+    out = []
+    for m, r in home.items():
+        row = dict(method=m, people=len(per_person(r, m, box=None)))
+        for cond in r['config']['conditions']:
+            b = next((x for x in by_box(r, cond) if x['method'] == m), {})
+            row[f'black_{cond}'] = b.get('top1_black')
+            if cond == 'clean': row.update(white=b.get('top1_white'), **{k: b.get(k) for k in ('ssim_face', 'learn_s', 'apply_s')})
+        l = {p: v for p, v in per_person(loo, m, box=None).items() if p in people} if loo and m in loo['config']['methods'] else {}
+        row.update(loo=float(np.mean(list(l.values()))) if l else None, loo_people=len(l))
+        if default in home and m != default: row['vs_default'] = paired(home[default], default, m, other=r)
+        out.append(row)
+    return out, len(people)

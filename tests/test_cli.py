@@ -334,16 +334,20 @@ def test_eval_help_and_bad_values_fail_fast(capsys):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     for opt in ('--subjects', '--probes', '--methods', '--epsilons', '--sweep', '--mode', '--conditions', '--distractors',
-                '--targets', '--scheduler', '--workers', '--memory-limit', '--device', '--out', '--figures', '--tiny'):
+                '--targets', '--folds', '--scheduler', '--workers', '--memory-limit', '--device', '--out', '--figures', '--tiny'):
         assert opt in r.stdout, opt
     r = subprocess.run([sys.executable, '-c', 'import sys, facecloak.cli as c; c.parser().parse_args(["eval"]); '
                         'print("torch" in sys.modules)'], capture_output=True, text=True)
     assert r.stdout.strip() == 'False', r.stderr        # the parser alone never imports torch: --help stays fast
     for args, why in [(['--methods', 'none,magic'], "unknown method 'magic'"), (['--epsilons', '4,x'], 'grey levels'),
                       (['--epsilons', '40'], 'out of range'), (['--conditions', 'clean,fog'], 'unknown fog'),
-                      (['--subjects', '0'], '--subjects 0'), (['--workers', '0'], '--workers 0')]:
+                      (['--subjects', '0'], '--subjects 0'), (['--workers', '0'], '--workers 0'),
+                      (['--folds', 'edgeface_xs'], '--folds needs --mode loo'), (['--mode', 'loo', '--folds', 'nope'], '--folds: unknown nope')]:
         assert main(['eval', *args]) == EXIT_USAGE, args
         assert why in capsys.readouterr().err, args
+    from facecloak.cli import eval_config, parser
+    cfg = eval_config(parser().parse_args(['eval', '--mode', 'loo', '--folds', 'edgeface_xs,facenet_casia']))
+    assert (cfg.mode, cfg.folds) == ('loo', ('edgeface_xs', 'facenet_casia'))
     with pytest.raises(SystemExit) as e: main(['eval', '--mode', 'sideways'])
     assert e.value.code == 2 and 'invalid choice' in capsys.readouterr().err
 

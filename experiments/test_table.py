@@ -1,0 +1,54 @@
+"""The test-split table of issue #13 from the test records (prints markdown, writes a PNG).
+
+    python experiments/test_table.py [--default SPEC] [--out figures/eval/test_split.png]
+
+Every method of the test-split records (data/eval/test_main.json.gz and test_new.json.gz: 62 LFW people never
+used for a decision) gets one row: people, black-box top-1 identification protection after the attacker's JPEG
+q90 read (clean), after JPEG q75 and q50, white-box top-1, the leave-one-model-out mean (test_loo.json.gz, where
+the method was run with `--mode loo`), face SSIM, learning seconds and seconds per photo. The last column is the
+black-box difference against --default, paired per person, ± its standard error over people (people up / down).
+Only people that every record holds complete are counted, so the rows compare the same people.
+"""
+import argparse, sys
+from pathlib import Path
+
+RECORDS = ['data/eval/test_main.json.gz', 'data/eval/test_new.json.gz']
+LOO = 'data/eval/test_loo.json.gz'
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--default', default='facecloak', help='the method the others are paired against')
+    ap.add_argument('--out', default=None)
+    a = ap.parse_args(argv)
+    from facecloak.evaluate import load_record, load_records, split_table
+    recs = load_records(RECORDS, warn=lambda m: print(m, file=sys.stderr))
+    if not recs: sys.exit('no test-split record found')
+    rs, n = split_table(recs, a.default, loo=load_record(LOO))
+    f = lambda v, d=3: '–' if v is None else f'{v:.{d}f}'
+    print(f'{n} test people complete in every record.\n')
+    print('| method | black-box | JPEG q75 | JPEG q50 | white-box | LOO (people) | face SSIM | learn s | apply s/photo '
+          f'| black-box vs `{a.default}` ± SE (up / down) |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
+    for r in rs:
+        v = r.get('vs_default')
+        vs = f"{v['diff']:+.3f} ± {v['se']:.3f} ({v['up']} / {v['down']})" if v else '—'
+        loo = f"{r['loo']:.3f} ({r['loo_people']})" if r['loo'] is not None else '–'
+        print(f"| `{r['method']}` | {f(r.get('black_clean'))} | {f(r.get('black_jpeg75'))} | {f(r.get('black_jpeg50'))} "
+              f"| {f(r['white'])} | {loo} | {f(r['ssim_face'])} | {f(r['learn_s'], 1)} | {f(r['apply_s'], 2)} | {vs} |")
+    if a.out:
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        for r in rs:
+            if r['ssim_face'] is None or r.get('black_clean') is None: continue
+            ax.scatter(r['ssim_face'], r['black_clean'], s=25)
+            ax.annotate(r['method'], (r['ssim_face'], r['black_clean']), fontsize=6, xytext=(3, 3), textcoords='offset points')
+        ax.set(xlabel='face-crop SSIM', ylabel='black-box top-1 protection', ylim=(0, 1),
+               title=f'test split ({n} people), ε = 8/255, JPEG q90, re-detected')
+        ax.grid(alpha=.3); fig.tight_layout()
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True); fig.savefig(a.out, dpi=110)
+        print(f'figure: {a.out}', file=sys.stderr)
+
+
+if __name__ == '__main__':
+    main()
