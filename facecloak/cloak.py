@@ -30,8 +30,9 @@ __all__ = ['FORMAT', 'FORMAT_VERSION', 'READABLE_VERSIONS', 'LOSS_TERMS', 'TRANS
            'block_shuffle', 'structure_invariant', 'elastic', 'intensity_scale', 'admix', 'input_transforms',
            'diversify', 'convolutions', 'at_depth', 'model_dropout', 'feature_taps', 'PixelMask', 'SmoothMask',
            'surface_maps', 'to_surface', 'on_surface', 'UVMask', 'SmoothUVMask', 'MIFGSM', 'AdamTanh', 'CloakConfig',
-           'make_config', 'Mask', 'random_mask', 'batch_indices', 'clean_features', 'learn_mask', 'MaskFileError',
-           'FaceTooSmallError', 'prior_photos', 'learn_prior', 'other_people', 'mixed_set', 'load_prior']
+           'make_config', 'Mask', 'random_mask', 'batch_indices', 'clean_features', 'resolve_init', 'learn_mask',
+           'MaskFileError', 'FaceTooSmallError', 'prior_photos', 'learn_prior', 'other_people', 'mixed_set',
+           'load_prior']
 
 # %% ../nbs/05_cloak.ipynb
 FORMAT = 'facecloak-mask'
@@ -978,8 +979,23 @@ def _final_similarities(mods, x_set, xm, targets: Targets) -> dict:
                     anchor=float((e @ t.anchor[n][0]).mean()))
             for n, e0, e in zip(targets.names, embed(mods, x_set), embed(mods, xm))}
 
-def _learn_meta(cfg: CloakConfig, source: str, n: int, targets: Targets, hist: list, final: dict, t0: float, dev) -> dict:
-    return dict(seed=cfg.seed, source=source, n_images=n, reference=targets.reference_kind, options=asdict(cfg),
+def resolve_init(init, cfg: CloakConfig) -> tuple:
+    """What learning starts from: (δ (1,3,H,W) or None, a surface texture or None, a description). `init`: None or 'zero'
+    (δ = 0); 'prior' (the shipped cross-identity prior, `load_prior`; 0 when its size or template is not the config's);
+    a mask file; a `Mask`; or a δ tensor."""
+    if init is None or (isinstance(init, str) and init == 'zero'): return None, None, 'zero'
+    what = 'tensor'
+    if isinstance(init, (str, Path)):
+        m = load_prior(init)
+        if str(init) == 'prior' and (m.size != tuple(cfg.size) or m.template != cfg.template):
+            return None, None, f'zero (the prior is {m.size[0]}x{m.size[1]} {m.template})'
+        init, what = m, 'prior' if str(init) == 'prior' else f'mask file {Path(init).name}'
+    if isinstance(init, Mask): return init.delta, init.surface, what if what != 'tensor' else 'mask'
+    return torch.as_tensor(init), None, what
+
+def _learn_meta(cfg: CloakConfig, source: str, n: int, targets: Targets, hist: list, final: dict, t0: float, dev,
+                init: str = 'zero') -> dict:
+    return dict(seed=cfg.seed, source=source, n_images=n, reference=targets.reference_kind, init=init, options=asdict(cfg),
                 step_size=cfg.step_length, similar=targets.similar_info, history=hist[:: max(1, len(hist) // 20)] + hist[-1:],
                 final=final, seconds=round(time.time() - t0, 2), device=str(dev), created=time.strftime('%Y-%m-%dT%H:%M:%S'),
                 bank=dict(size=targets.bank_size))
@@ -995,7 +1011,8 @@ def learn_mask(photo=None, *, config: CloakConfig | None = None, images=None, re
     farthest bank identity), a bank name, a photo or embeddings; `bank`: an `AnchorBank` or a pool (default: LFW's
     anchor pool) less `exclude`; `reference`: the identity pushed away from, as photos / aligned images or embeddings
     {surrogate: (D,)} (default: the set's mean); `synth`: None (augmentations), 'offline' or a dict of
-    `facecloak.synth.generate` keywords; `init`: a `Mask` or (1,3,H,W) δ to start from (default 0);
+    `facecloak.synth.generate` keywords; `init`: what to start from (`resolve_init`: 'zero', 'prior', a mask file,
+    a `Mask` or a (1,3,H,W) δ; default None: 0);
     `callback(step, steps)` returning False stops early."""
     t0, cfg, dev = time.time(), make_config(config, overrides, also=LEARN_INPUTS), default_device(device)
     torch.manual_seed(cfg.seed)
@@ -1016,10 +1033,11 @@ def learn_mask(photo=None, *, config: CloakConfig | None = None, images=None, re
         if cfg.perceptual: cap = cap * perceptual_weights(x_set[:1], cfg.perceptual).to(cap)   # less on flat skin
         mask = PARAMETERISATIONS[cfg.parameterisation].from_config(cfg, dev, images=x_all)
         policy = OPTIMIZERS[cfg.optimizer].from_config(mask, cap, weight, cfg)
-        if init is not None: policy.start(init.delta if isinstance(init, Mask) else torch.as_tensor(init))
-        if getattr(init, 'surface', None) is not None:
+        start, start_surface, init_kind = resolve_init(init, cfg)
+        if start is not None: policy.start(start)
+        if start_surface is not None:
             if not hasattr(mask, 'set_surface_'): raise ValueError("init is a surface mask: learn with parameterisation='uv' or 'smooth_uv'")
-            mask.set_surface_(init.surface)
+            mask.set_surface_(start_surface)
         with model_dropout(mods, cfg.model_dropout, cfg.model_dropout_depth):
             hist = _optimise(mods, x_all, t_all.to(dev), window, policy, cfg, seeded(cfg.seed), callback, progress, len(x_set))
     with torch.no_grad():
@@ -1027,7 +1045,7 @@ def learn_mask(photo=None, *, config: CloakConfig | None = None, images=None, re
         each = project(policy.delta(torch.arange(len(x_set), device=x_set.device)), cap).clamp(-cfg.epsilon, cfg.epsilon)
         final = _final_similarities(mods, x_set, (x_set + window * each).clamp(0, 1), targets.to(dev))
         surface = mask.surface_delta()
-    meta = _learn_meta(cfg, source, len(x_set), targets, hist, final, t0, dev)
+    meta = _learn_meta(cfg, source, len(x_set), targets, hist, final, t0, dev, init_kind)
     return Mask(delta.cpu(), cfg.epsilon, cfg.template, cfg.size, names, targets.anchor_info, targets.anchor, leak,
                 targets.reference, cfg.feather, meta, x_set[:1].cpu() if cfg.keep_reference_image else None,
                 None if surface is None else surface.clamp(-cfg.epsilon, cfg.epsilon).cpu())

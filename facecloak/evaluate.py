@@ -267,11 +267,11 @@ class _Refined:
 
 def learn_options(kw: dict) -> dict:
     """`learn_mask` keywords of a method's options: `diversity='+bsr+sia'` is the default input transforms plus
-    those (each with its default parameters); `init='prior'` (or a mask file) starts from the cross-identity prior."""
+    those (each with its default parameters). `init` ('prior', 'zero' or a mask file) goes to `learn_mask` as it is
+    (`facecloak.cloak.resolve_init`)."""
     kw, div = dict(kw), kw.get('diversity')
     if isinstance(div, str) and div.startswith('+'):
         kw['diversity'] = {**cloak.CloakConfig().diversity, **{t: {} for t in div[1:].split('+') if t}}
-    if isinstance(kw.get('init'), str): kw['init'] = _prior(kw['init'])
     return kw
 
 def _prior(path: str = 'prior', epsilon: float | None = None) -> cloak.Mask:
