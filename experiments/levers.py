@@ -2,7 +2,8 @@
 
     python experiments/levers.py [--box black] [--out figures/eval/levers_dev.png]
 
-Every lever is compared with `facecloak` (today's default) person by person over the people both records
+Every lever is compared with `facecloak` as these records ran it, the default before issue #13 (the mask started from
+zero, no other people in the batches; `facecloak[init=zero,mix=0]` today), person by person over the people both records
 hold: mean difference in top-1 identification protection, its standard error over people, and how many
 people it moved up and down (`facecloak.evaluate.lever_table`). The records are those of the commands in
 experiments/levers.md; a missing one is reported and left out.
@@ -11,9 +12,10 @@ import argparse, sys
 from pathlib import Path
 
 RECORDS = ['data/eval/dev24_refine.json.gz', 'data/eval/dev24_transfer.json.gz', 'data/eval/dev24_prior.json.gz',
-           'data/eval/dev24_pgd.json.gz', 'data/eval/dev24_3dmm.json.gz', 'data/eval/dev24_3dmm_wide.json.gz',
+           'data/eval/dev24_3dmm.json.gz', 'data/eval/dev24_3dmm_wide.json.gz',
            'data/eval/dev24_uv.json.gz', 'data/eval/dev24_transfer2.json.gz', 'data/eval/dev24_dial.json.gz',
-           'data/eval/dev24_levers3.json.gz', 'data/eval/dev24_levers4.json.gz']
+           'data/eval/dev24_levers3b.json.gz', 'data/eval/dev24_levers4.json.gz', 'data/eval/dev24_levers6.json.gz',
+           'data/eval/dev24_prior2870.json.gz']
 LEVERS = {'none': 'no protection', 'prior': '1. prior alone (no personal learning)',
           'facecloak[init=prior]': '1. personal mask started from the prior',
           'facecloak[diversity=+bsr]': '2. + block shuffle/rotation (BSR)', 'facecloak[diversity=+sia]': '2. + SIA tile transforms',
@@ -28,6 +30,13 @@ LEVERS = {'none': 'no protection', 'prior': '1. prior alone (no personal learnin
           "facecloak[surrogates=('mobilefacenet_ms1m','mobilefacenet_casia','edgeface_xxs','facenet_casia')]":
               '3. FaceNet CASIA as a fourth surrogate',
           'facecloak[mix=4]': '1. 4 photos of other people in every batch (mixed batches)',
+          'facecloak[init=prior,mix=4]': '1. started from the prior, and 4 other people in every batch: the new default',
+          'facecloak[init=prior,steps=20]': '1. started from the prior, 20 steps only',
+          'facecloak[init=prior,mix=8]': '1. started from the prior, 8 other people in every batch',
+          'facecloak[init=prior,mix=4,mix_pool=1000]': '1. started from the prior, 4 of a pool of 1,000 other people in every batch',
+          'facecloak[init=prior,mix=8,steps=120]': '1. started from the prior, 8 other people in every batch, 120 steps',
+          'prior[path=/work/priors/prior2870.mask]': '1. a larger prior alone (2,870 people, 2,400 steps of 32)',
+          'facecloak[init=/work/priors/prior2870.mask]': '1. personal mask started from the larger prior',
           'facecloak[refine=2]': '5. refine 2 steps per photo', 'facecloak[refine=5]': '5. refine 5 steps per photo',
           'facecloak[refine=10]': '5. refine 10 steps per photo', 'facecloak[refine=20]': '5. refine 20 steps per photo',
           "facecloak[synth='3dmm']": 'stage 1: the 3D re-posed training set (#15)',
@@ -41,6 +50,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--box', default='black', choices=['black', 'white', 'all'])
     ap.add_argument('--condition', default='clean'); ap.add_argument('--out', default=None)
+    ap.add_argument('--min-people', type=int, default=24, help='levers with fewer people are in the table, not the figure')
     a = ap.parse_args(argv)
     from facecloak.evaluate import lever_table, load_records, plot_levers
     recs = load_records(RECORDS, warn=lambda m: print(m, file=sys.stderr))
@@ -70,7 +80,8 @@ def main(argv=None):
         dpath = Path(a.out).with_name('refine_dial.png'); dpath.parent.mkdir(parents=True, exist_ok=True); fig.savefig(dpath, dpi=110)
         print(f'figure: {dpath}', file=sys.stderr)
     if a.out:
-        fig, _ = plot_levers(recs, 'facecloak', methods, labels={**LEVERS, 'facecloak': 'facecloak (default)'},
+        methods = [r['method'] for r in rows if r['n'] >= a.min_people]
+        fig, _ = plot_levers(recs, 'facecloak', methods, labels={**LEVERS, 'facecloak': 'facecloak (the default before #13)'},
                              title=f'development split, {a.box}-box, {a.condition}', **kw)
         Path(a.out).parent.mkdir(parents=True, exist_ok=True); fig.savefig(a.out, dpi=110)
         print(f'figure: {a.out}', file=sys.stderr)

@@ -166,7 +166,8 @@ def cmd_learn(a) -> int:
     out = Path(a.output)
     if out.exists() and not a.overwrite: return _err(f'{out} exists (use --overwrite to replace it)')
     kw = dict(epsilon=a.epsilon / 255, seed=a.seed)
-    if getattr(a, 'init', None):
+    if getattr(a, 'init', None) == 'zero': kw['init'] = 'zero'
+    elif getattr(a, 'init', None):
         try: kw['init'] = load_prior(a.init)
         except Exception as e: return _err(f'--init {a.init}: {_why(e)}')
     if a.anchor: kw['anchor'] = a.anchor
@@ -547,8 +548,8 @@ def _learn_parser(sub):
     l.add_argument('--anchor', help='anchor identity name (see anchor candidates)')
     l.add_argument('--steps', type=int, help='optimisation steps (default: learn_mask default)')
     l.add_argument('--surrogates', help='comma-separated recognition models to learn with')
-    l.add_argument('--init', metavar='prior|MASK', help="start from the cross-identity prior shipped with facecloak "
-                   "('prior') or from a mask file (default: from zero)")
+    l.add_argument('--init', metavar='prior|zero|MASK', help="start from the cross-identity prior shipped with facecloak "
+                   "('prior', the default), from zero, or from a mask file")
     l.add_argument('--set', action='append', metavar='KEY=VALUE', help='any option of facecloak.cloak.CloakConfig, '
                    'repeatable (e.g. --set parameterisation=pixel --set perceptual=0.5)')
     l.add_argument('--seed', type=int, default=0); l.add_argument('--device')

@@ -772,7 +772,7 @@ class CloakConfig:
     model_dropout: float = 0.0         # dropout rate on the surrogates' convolution outputs while learning (model augmentation); 0: off
     model_dropout_depth: float = 0.0   # ... on the convolutions from this relative depth on (0: all of them)
     # other people (the cross-identity prior's pool) in every batch
-    mix: int = 0                       # photos of other people added to each batch, each pushed from its own identity; 0: off
+    mix: int = 4                       # photos of other people added to each batch, each pushed from its own identity; 0: off
     mix_pool: int = 200                # people in that pool (one photo each, `prior_photos`)
     # leakage weighting
     leak_method: str = 'saliency'      # attribution of the leakage map: 'saliency', 'ig' or 'gradcam'
@@ -1004,7 +1004,7 @@ LEARN_INPUTS = ('photo', 'config', 'images', 'reference', 'anchor', 'bank', 'exc
                 'init', 'callback', 'progress')
 
 def learn_mask(photo=None, *, config: CloakConfig | None = None, images=None, reference=None, anchor=None, bank=None,
-               exclude=(), surrogates=None, device=None, synth=None, init=None, callback=None, progress: bool = True,
+               exclude=(), surrogates=None, device=None, synth=None, init='prior', callback=None, progress: bool = True,
                **overrides) -> Mask:
     """Learn a personal mask from one `photo` (or a set `images=`; 'photo': the photo alone) with the options `config`
     (`CloakConfig`) and keyword `overrides` of its fields (`steps=20, epsilon=4/255, ...`). `anchor`: None (the
@@ -1012,7 +1012,7 @@ def learn_mask(photo=None, *, config: CloakConfig | None = None, images=None, re
     anchor pool) less `exclude`; `reference`: the identity pushed away from, as photos / aligned images or embeddings
     {surrogate: (D,)} (default: the set's mean); `synth`: None (augmentations), 'offline' or a dict of
     `facecloak.synth.generate` keywords; `init`: what to start from (`resolve_init`: 'zero', 'prior', a mask file,
-    a `Mask` or a (1,3,H,W) δ; default None: 0);
+    a `Mask` or a (1,3,H,W) δ; default 'prior': the shipped cross-identity prior, where it fits the config);
     `callback(step, steps)` returning False stops early."""
     t0, cfg, dev = time.time(), make_config(config, overrides, also=LEARN_INPUTS), default_device(device)
     torch.manual_seed(cfg.seed)
@@ -1312,9 +1312,10 @@ def learn_prior(photos=None, *, n_people: int = 1000, config: CloakConfig | None
     own identity, no anchor, a uniform budget; defaults 600 steps of 16 photos, overridable like `learn_mask`."""
     x = photos if torch.is_tensor(photos) else align.align_paths(photos or prior_photos(n_people), on_missing='skip',
                                                                   device='cpu', progress=progress)
-    base = dict(w_anchor=0.0, w_similar=0.0, leakage_weight=0.0, steps=600, batch_size=16, keep_reference_image=False)
+    base = dict(w_anchor=0.0, w_similar=0.0, leakage_weight=0.0, steps=600, batch_size=16, mix=0, keep_reference_image=False)
     cfg = make_config(config or CloakConfig(**base), {} if config else overrides, also=LEARN_INPUTS)
-    return learn_mask(images=x, reference='each', config=cfg, surrogates=surrogates, device=device, progress=progress)
+    return learn_mask(images=x, reference='each', config=cfg, surrogates=surrogates, device=device, progress=progress,
+                      init='zero')
 
 _OTHERS: dict = {}              # aligned photos of other people, per (people, size, template), for `mix`
 

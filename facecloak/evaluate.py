@@ -24,7 +24,8 @@ __all__ = ['DEV_PEOPLE', 'SPLIT_MIN_PHOTOS', 'CONDITIONS', 'METHODS', 'Subject',
            'embed', 'Gallery', 'protection', 'verification', 'reverify', 'quality', 'lpips_distance', 'native_quality',
            'portrait_photos', 'portrait_quality', 'learn_options', 'parse_method', 'evaluate_subject', 'EvalConfig',
            'versions', 'load_record', 'load_records', 'run_evaluation', 'summarize', 'markdown_table', 'plot_report',
-           'by_box', 'per_person', 'paired', 'lever_table', 'plot_levers', 'complete_people', 'split_table']
+           'by_box', 'per_person', 'paired', 'lever_table', 'plot_levers', 'complete_people', 'split_table',
+           'rename_methods']
 
 # %% ../nbs/06_evaluate.ipynb
 @dataclass
@@ -295,9 +296,9 @@ def _learn(subject, eps, surrogates, device, refine: int = 0, **kw):
 METHODS: dict[str, Callable] = {
     'none': lambda s, eps, sur, dev, **kw: _NoProtection(),
     'noise': lambda s, eps, sur, dev, **kw: cloak.random_mask(s.learn, eps, seed=0, **kw),
-    'pgd': lambda s, eps, sur, dev, **kw: _PerPhoto(epsilon=eps, surrogates=sur, device=dev, progress=False, **kw),
-    'universal1': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **{'synth': None, **kw}),
-    'opom': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, images=[s.learn, *s.extra], **kw),
+    'pgd': lambda s, eps, sur, dev, **kw: _PerPhoto(epsilon=eps, surrogates=sur, device=dev, progress=False, **{'init': 'zero', 'mix': 0, **kw}),
+    'universal1': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **{'synth': None, 'init': 'zero', 'mix': 0, **kw}),
+    'opom': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, images=[s.learn, *s.extra], **{'init': 'zero', 'mix': 0, **kw}),
     'facecloak': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **kw),
     'facecloak_offline': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **{'synth': 'offline', **kw}),
     'facecloak_uniform': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **{'leakage_weight': 0.0, **kw}),
@@ -699,3 +700,10 @@ def split_table(recs: list, default: str, loo: dict | None = None) -> tuple[list
         if default in home and m != default: row['vs_default'] = paired(home[default], default, m, other=r)
         out.append(row)
     return out, len(people)
+
+def rename_methods(rec: dict, names: dict) -> dict:
+    """`rec` with its methods renamed by `names` {old: new}: a record made when a default meant something else (say
+    `facecloak` before the default changed) joins a table beside newer records under the spec it ran."""
+    new = lambda m: names.get(m, m)
+    cfg = dict(rec['config'], methods=[new(m) for m in rec['config']['methods']])
+    return dict(rec, config=cfg, records=[dict(x, method=new(x['method'])) for x in rec['records']])

@@ -440,6 +440,10 @@ def test_learn_init_and_set_options(tmp_path, monkeypatch, capsys):
     photo = _lfw()
     assert main(['learn', str(photo), '-o', str(tmp_path/'a.mask'), '--init', 'prior']) == EXIT_OK
     assert torch_equal(seen['init'].delta, C.load_prior().delta) and seen['init'].meta['reference'] == 'each'
+    seen.clear()
+    assert main(['learn', str(photo), '-o', str(tmp_path/'z.mask'), '--init', 'zero']) == EXIT_OK and seen['init'] == 'zero'
+    seen.clear()
+    assert main(['learn', str(photo), '-o', str(tmp_path/'p.mask')]) == EXIT_OK and 'init' not in seen   # learn_mask's default: the prior
     other = tmp_path/'other.mask'; C.random_mask(epsilon=EPS, seed=5).save(other); seen.clear()
     assert main(['learn', str(photo), '-o', str(tmp_path/'b.mask'), '--init', str(other)]) == EXIT_OK
     assert torch_equal(seen['init'].delta, C.Mask.load(other).delta)

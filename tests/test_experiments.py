@@ -116,3 +116,17 @@ def test_uv_pose_table_comes_from_the_committed_record(tmp_path):
     people = {x['person'] for x in rec['records']}
     assert len(people) == 24 and people <= set(split_people('dev')) and not people & set(split_people('test'))
     assert all(len(x['protected']) == x['n'] for x in rec['records'] if x['kind'] == 'protection')
+
+
+def test_test_split_table_comes_from_the_committed_records(tmp_path):
+    "experiments/test_table.py rebuilds the table of experiments/test_split.md from data/eval/test_*.json.gz (test people only)."
+    rows = _table_rows('test_table.py', ['--out', tmp_path/'t.png'], 'test_split.md', '| method')
+    assert any(r.startswith('| `facecloak[init=prior,mix=4]` |') for r in rows), rows          # today's default
+    for m in ('none', 'noise', 'facecloak[init=zero,mix=0]', 'universal1', 'opom', 'pgd'):          # beside the baselines
+        assert any(r.startswith(f'| `{m}` |') for r in rows), m
+    assert (tmp_path/'t.png').stat().st_size > 10_000
+    from facecloak.evaluate import load_record, split_people
+    dev, test = set(split_people('dev')), set(split_people('test'))
+    for k in ('main', 'new', 'loo'):
+        people = {x['person'] for x in load_record(ROOT/'data'/'eval'/f'test_{k}.json.gz')['records']}
+        assert len(people) >= 12 and people <= test and not people & dev, k

@@ -57,6 +57,7 @@ def test_facenet_casia_graph_matches_cv2_dnn():
     people = [ims for ims in assets.lfw_people(min_photos=2).values()][:2]
     faces = align_paths([people[0][0], people[0][1], people[1][0]], progress=False).cpu()
     with torch.no_grad(): e = m(faces)
+    assert hasattr(cv2.dnn, 'readNetFromTensorflow'), f'OpenCV {cv2.__version__} has no TensorFlow importer (settings.ini pins opencv-python 5.0.0.93)'
     net = cv2.dnn.readNetFromTensorflow(str(g))
     for i in range(2):
         net.setInput(m.preprocess(faces[i:i + 1]).numpy())
