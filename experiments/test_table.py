@@ -45,10 +45,11 @@ def main(argv=None):
     if a.out:
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
-        for r in rs:
-            if r['ssim_face'] is None or r.get('black_clean') is None: continue
+        pts = sorted((r for r in rs if r['ssim_face'] is not None and r.get('black_clean') is not None), key=lambda r: r['black_clean'])
+        for i, r in enumerate(pts):           # labels alternate above and below, so near points stay readable
             ax.scatter(r['ssim_face'], r['black_clean'], s=25)
-            ax.annotate(r['method'], (r['ssim_face'], r['black_clean']), fontsize=6, xytext=(3, 3), textcoords='offset points')
+            ax.annotate(r['method'], (r['ssim_face'], r['black_clean']), fontsize=6, xytext=(3, 4 if i % 2 else -9),
+                        textcoords='offset points')
         ax.set(xlabel='face-crop SSIM', ylabel='black-box top-1 protection', ylim=(0, 1),
                title=f'test split ({n} people), ε = 8/255, JPEG q90, re-detected')
         ax.grid(alpha=.3); fig.tight_layout()

@@ -41,7 +41,9 @@ def setup():
     tiny = [Tiny(0), Tiny(1)]
     bank = build_anchor_bank(tiny, {f'id{i:02d}': [face_like(100 + i)] for i in range(10)}, device='cpu', progress=False)
     me = augment_set(face_like(7), 5, seed=0)
-    kw = dict(surrogates=tiny, bank=bank, steps=8, device='cpu', progress=False)
+    # the plain loop on stand-in models: a zero start and the person's own set only (the shipped prior and the
+    # other people's photos are for the real surrogates; learn_mask's defaults are tested in 05_cloak and test_cli)
+    kw = dict(surrogates=tiny, bank=bank, steps=8, device='cpu', progress=False, init='zero', mix=0)
     return tiny, bank, me, kw, learn_mask(images=me, **kw)
 
 
