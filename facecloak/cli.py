@@ -166,9 +166,9 @@ def cmd_learn(a) -> int:
     out = Path(a.output)
     if out.exists() and not a.overwrite: return _err(f'{out} exists (use --overwrite to replace it)')
     kw = dict(epsilon=a.epsilon / 255, seed=a.seed)
-    if getattr(a, 'init', None) == 'zero': kw['init'] = 'zero'
+    if getattr(a, 'init', None) in ('zero', 'prior'): kw['init'] = a.init     # learn_mask resolves them (resolve_init)
     elif getattr(a, 'init', None):
-        try: kw['init'] = load_prior(a.init)
+        try: kw['init'] = load_prior(a.init)           # a mask file: read now, so a bad one fails before learning
         except Exception as e: return _err(f'--init {a.init}: {_why(e)}')
     if a.anchor: kw['anchor'] = a.anchor
     if a.steps: kw['steps'] = a.steps

@@ -439,7 +439,8 @@ def test_learn_init_and_set_options(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(C, 'learn_mask', fake_learn)
     photo = _lfw()
     assert main(['learn', str(photo), '-o', str(tmp_path/'a.mask'), '--init', 'prior']) == EXIT_OK
-    assert torch_equal(seen['init'].delta, C.load_prior().delta) and seen['init'].meta['reference'] == 'each'
+    assert seen['init'] == 'prior'                    # resolved by learn_mask, so the prior must fit the config
+    assert torch_equal(C.resolve_init(seen['init'], C.CloakConfig())[0], C.load_prior().delta)
     seen.clear()
     assert main(['learn', str(photo), '-o', str(tmp_path/'z.mask'), '--init', 'zero']) == EXIT_OK and seen['init'] == 'zero'
     seen.clear()
