@@ -5,7 +5,8 @@
 Reads the development-split records of experiments/fullres.md (a missing one is reported and left out) and prints
 a markdown table: for every (method, ε) its black-box top-1 protection (clean and after JPEG q75), white-box top-1,
 its face SSIM and PSNR at the photo's own size on the large portraits (`portrait_ssim_face`), and the paired
-difference against the default (`facecloak` at 8/255) over the people both hold, ± its standard error, with the
+difference against the old default (`facecloak` at 8/255 in these records: no prior, no mixed batches) and against
+today's default (`facecloak[init=prior,mix=4]` at 8/255) over the people both hold, ± its standard error, with the
 people moved up / down. The figure plots black-box protection against full-resolution face SSIM, one line per mask
 family through its budgets.
 """
@@ -15,8 +16,15 @@ from pathlib import Path
 import numpy as np
 
 RECORDS = ['data/eval/dev24_fullres.json.gz', 'data/eval/dev24_fullres_eps11.json.gz', 'data/eval/dev24_uv.json.gz',
-           'data/eval/dev24_fullres_eps8b.json.gz', 'data/eval/dev24_fullres_eps8c.json.gz']
-LABELS = {'facecloak': 'pixel mask (default)', 'facecloak[parameterisation=smooth,band=0.7]': 'band-limited, σ 0.7 px',
+           'data/eval/dev24_fullres_eps8b.json.gz', 'data/eval/dev24_fullres_eps8c.json.gz',
+           'data/eval/dev24_fullres_eps8d.json.gz', 'data/eval/dev24_fullres_new.json.gz']
+OLD, NEW = ('facecloak', 8.0), ('facecloak[init=prior,mix=4]', 8.0)      # the default before and since issue #13
+LABELS = {'facecloak': 'pixel mask (old default: no prior, no mix)',
+          'facecloak[init=prior,mix=4]': 'pixel mask, prior + mix 4 (default today)',
+          'facecloak[parameterisation=smooth,band=0.5,init=prior,mix=4]': 'band-limited σ 0.5, prior + mix 4',
+          'facecloak[parameterisation=smooth_uv,band=0.4,init=prior,mix=4]': '3D surface, band-limited σ 0.4, prior + mix 4',
+          'facecloak[parameterisation=smooth_uv,band=0.5,init=prior]': '3D surface, band-limited σ 0.5, from the prior',
+          'facecloak[parameterisation=smooth_uv,band=0.4,init=prior]': '3D surface, band-limited σ 0.4, from the prior', 'facecloak[parameterisation=smooth,band=0.7]': 'band-limited, σ 0.7 px',
           'facecloak[perceptual=0.6]': 'pixel mask + perceptual map 0.6',
           'facecloak[parameterisation=smooth,band=0.7,perceptual=0.6]': 'band-limited σ 0.7 + perceptual 0.6',
           'facecloak[parameterisation=uv]': "on the face's 3D surface (uv, experiments/uv.md)",
@@ -26,11 +34,22 @@ LABELS = {'facecloak': 'pixel mask (default)', 'facecloak[parameterisation=smoot
           'facecloak[parameterisation=smooth,band=0.5,init=prior]': 'band-limited σ 0.5, started from the prior'}
 
 
-def rows(recs, base=('facecloak', 8.0)):
-    "One row per (method, ε) found in `recs`, paired against `base` where a record holds both."
+def _paired(recs, base, rec, m, e):
+    "Paired difference of (m, e) in `rec` against `base` in the first record that holds it, or {}."
+    from facecloak.evaluate import per_person
+    ref = next((r for r in recs if any(x['method'] == base[0] and x['epsilon'] == base[1] for x in r['records'])), None)
+    if ref is None or (m, e) == base: return {}
+    a, b = per_person(ref, base[0], epsilon=base[1]), per_person(rec, m, epsilon=e)
+    d = np.array([b[p] - a[p] for p in b if p in a])
+    if len(d) < 2: return {}
+    return dict(paired_n=len(d), diff=float(d.mean()), se=float(d.std(ddof=1) / np.sqrt(len(d))),
+                up=int((d > 1e-9).sum()), down=int((d < -1e-9).sum()))
+
+
+def rows(recs, bases=(OLD, NEW)):
+    "One row per (method, ε) found in `recs`, paired against each of `bases` where a record holds it (keys `vs0`, `vs1`)."
     from facecloak.evaluate import per_person
     out, seen = [], set()
-    ref = next((r for r in recs if any(x['method'] == base[0] and x['epsilon'] == base[1] for x in r['records'])), None)
     for rec in recs:
         for m, e in sorted({(x['method'], x['epsilon']) for x in rec['records']} - seen):   # a (method, ε) once
             seen.add((m, e))
@@ -43,14 +62,12 @@ def rows(recs, base=('facecloak', 8.0)):
                        portrait_ssim=float(np.mean([x['portrait_ssim_face'] for x in q])),
                        portrait_psnr=float(np.mean([x['portrait_psnr_face'] for x in q])),
                        learn_s=float(np.mean([x['learn_s'] for x in q])))
-            if ref is not None and (m, e) != base:
-                a, b = per_person(ref, base[0], epsilon=base[1]), pp['clean']
-                d = np.array([b[p] - a[p] for p in b if p in a])
-                if len(d) > 1:
-                    row.update(paired_n=len(d), diff=float(d.mean()), se=float(d.std(ddof=1) / np.sqrt(len(d))),
-                               up=int((d > 1e-9).sum()), down=int((d < -1e-9).sum()))
+            for k, base in enumerate(bases): row[f'vs{k}'] = _paired(recs, base, rec, m, e)
             out.append(row)
     return out
+
+
+def _fmt(p): return f"{p['diff']:+.3f} ± {p['se']:.3f} ({p['up']} / {p['down']}, n {p['paired_n']})" if p else '—'
 
 
 def main(argv=None):
@@ -61,28 +78,31 @@ def main(argv=None):
     recs = load_records(RECORDS, warn=lambda m: print(m, file=sys.stderr))
     if not recs: raise SystemExit('no record found: run the commands in experiments/fullres.md')
     rs = rows(recs)
-    print('| mask | ε | people | black-box top-1 | paired diff ± SE (up / down) | after JPEG q75 | white-box | '
-          'face SSIM, full resolution | face PSNR, full resolution | face SSIM, LFW 250 px | learn s |')
-    print('|---|---|---|---|---|---|---|---|---|---|---|')
+    print('| mask | ε | people | black-box top-1 | vs old default ± SE (up / down) | vs default today ± SE (up / down) | '
+          'after JPEG q75 | white-box | face SSIM, full resolution | face PSNR, full resolution | face SSIM, LFW 250 px | learn s |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|')
     for r in rs:
-        pd = f"{r['diff']:+.3f} ± {r['se']:.3f} ({r['up']} / {r['down']}, n {r['paired_n']})" if 'diff' in r else '—'
-        print(f"| {LABELS.get(r['method'], r['method'])} | {r['epsilon']:g} | {r['people']} | {r['black']:.3f} | {pd} | "
+        print(f"| {LABELS.get(r['method'], r['method'])} | {r['epsilon']:g} | {r['people']} | {r['black']:.3f} | "
+              f"{_fmt(r['vs0'])} | {_fmt(r['vs1'])} | "
               f"{r['jpeg75']:.3f} | {r['white']:.3f} | {r['portrait_ssim']:.3f} | {r['portrait_psnr']:.1f} dB | "
               f"{r['ssim_face']:.3f} | {r['learn_s']:.0f} |")
     if a.out:
         import matplotlib; matplotlib.use('Agg')
         import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(5.8, 4))
-        for m in dict.fromkeys(r['method'] for r in rs):
+        fig, ax = plt.subplots(figsize=(10, 4.6))
+        colours = plt.get_cmap('tab20').colors
+        for k, m in enumerate(dict.fromkeys(r['method'] for r in rs)):     # a colour and a marker each
             pts = sorted((r['portrait_ssim'], r['black'], r['epsilon']) for r in rs if r['method'] == m)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], 'o-', label=LABELS.get(m, m))
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], '-', marker='osD^v'[k % 5], color=colours[(2 * k) % 20 + (k >= 10)],
+                    label=LABELS.get(m, m))
             for x, y, e in pts: ax.annotate(f'ε {e:g}', (x, y), textcoords='offset points', xytext=(4, 4), fontsize=7)
         ax.axvline(0.97, color='grey', ls=':', lw=1)
-        d0 = next((r['black'] for r in rs if (r['method'], r['epsilon']) == ('facecloak', 8.0)), None)
-        if d0 is not None: ax.axhline(d0, color='grey', ls=':', lw=1)     # the goal: right of 0.97, above the default
+        for base, ls in ((OLD, ':'), (NEW, '--')):      # the goal: right of 0.97, above the default (today's: dashed)
+            d0 = next((r['black'] for r in rs if (r['method'], r['epsilon']) == base), None)
+            if d0 is not None: ax.axhline(d0, color='grey', ls=ls, lw=1)
         ax.set(xlabel='face SSIM at full resolution (the first 6 CelebA-HQ 1024² portraits)', ylabel='black-box top-1 protection',
                title='protection vs visibility at full size (development split)')
-        ax.legend(fontsize=7); ax.grid(alpha=.3); fig.tight_layout()
+        ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1)); ax.grid(alpha=.3); fig.tight_layout()
         Path(a.out).parent.mkdir(parents=True, exist_ok=True); fig.savefig(a.out, dpi=110)
         print(f'figure: {a.out}', file=sys.stderr)
 

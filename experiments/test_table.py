@@ -13,13 +13,31 @@ Every method is named by the spec it ran, so the names mean the same under today
 code before the default changed (commit d82a822) and its rows were renamed once to what they ran
 (`facecloak` -> `facecloak[init=zero,mix=0]`, ...; `facecloak.evaluate.rename_methods`, noted in the record's
 `renamed`). Today's default, `facecloak[init=prior,mix=4]`, is the row the others are paired against.
+
+A second table puts the refine dial started from today's default mask (test_refine_new.json.gz) beside that default
+(test_new.json.gz), over the people both hold complete.
 """
 import argparse, sys
 from pathlib import Path
 
 RECORDS = ['data/eval/test_main.json.gz', 'data/eval/test_new.json.gz']
 LOO = 'data/eval/test_loo.json.gz'
+REFINE = 'data/eval/test_refine_new.json.gz'   # the refine dial from today's default mask (its own people)
 DEFAULT = 'facecloak[init=prior,mix=4]'   # learn_mask's defaults since issue #13, spelled out
+
+
+def _print(rs, n, default):
+    f = lambda v, d=3: '–' if v is None else f'{v:.{d}f}'
+    print(f'{n} test people complete in every record.\n')
+    print('| method | black-box | JPEG q75 | JPEG q50 | white-box | LOO (people) | face SSIM | learn s | apply s/photo '
+          f'| black-box vs `{default}` ± SE (up / down) |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
+    for r in rs:
+        v = r.get('vs_default')
+        vs = f"{v['diff']:+.3f} ± {v['se']:.3f} ({v['up']} / {v['down']})" if v else '—'
+        loo = f"{r['loo']:.3f} ({r['loo_people']})" if r['loo'] is not None else '–'
+        print(f"| `{r['method']}` | {f(r.get('black_clean'))} | {f(r.get('black_jpeg75'))} | {f(r.get('black_jpeg50'))} "
+              f"| {f(r['white'])} | {loo} | {f(r['ssim_face'])} | {f(r['learn_s'], 1)} | {f(r['apply_s'], 2)} | {vs} |")
 
 
 def main(argv=None):
@@ -31,17 +49,12 @@ def main(argv=None):
     recs = load_records(RECORDS, warn=lambda m: print(m, file=sys.stderr))
     if not recs: sys.exit('no test-split record found')
     rs, n = split_table(recs, a.default, loo=load_record(LOO))
-    f = lambda v, d=3: '–' if v is None else f'{v:.{d}f}'
-    print(f'{n} test people complete in every record.\n')
-    print('| method | black-box | JPEG q75 | JPEG q50 | white-box | LOO (people) | face SSIM | learn s | apply s/photo '
-          f'| black-box vs `{a.default}` ± SE (up / down) |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
-    for r in rs:
-        v = r.get('vs_default')
-        vs = f"{v['diff']:+.3f} ± {v['se']:.3f} ({v['up']} / {v['down']})" if v else '—'
-        loo = f"{r['loo']:.3f} ({r['loo_people']})" if r['loo'] is not None else '–'
-        print(f"| `{r['method']}` | {f(r.get('black_clean'))} | {f(r.get('black_jpeg75'))} | {f(r.get('black_jpeg50'))} "
-              f"| {f(r['white'])} | {loo} | {f(r['ssim_face'])} | {f(r['learn_s'], 1)} | {f(r['apply_s'], 2)} | {vs} |")
+    _print(rs, n, a.default)
+    ref = load_record(REFINE)
+    if ref is not None and len(recs) > 1:
+        rr, nr = split_table([recs[-1], ref], a.default)
+        print(f'\nThe refine dial from `{a.default}`:\n')
+        _print(rr, nr, a.default)
     if a.out:
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(6.5, 4.2))

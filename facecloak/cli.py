@@ -284,10 +284,10 @@ def _run_chunks(mask, parts, opts, inputs, a, collect):
     if not workers and not scheduler:
         for part in parts: collect(protect_chunk(mask, part, opts, inputs)); _trim()
         return
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, as_completed
+    from facecloak.core import local_cluster
     mpath = str(Path(a.mask).resolve())
-    cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                  memory_limit=a.memory_limit, dashboard_address=None)
+    cluster = None if scheduler else local_cluster(workers, a.memory_limit)
     try:
         with Client(cluster or scheduler) as client:
             futs = [client.submit(protect_chunk, mpath, part, opts, inputs, pure=False) for part in parts]

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 # %% auto 0
-__all__ = ['default_device', 'seeded', 'gaussian_kernel', 'gaussian_blur', 'jpeg', 'jpeg_like', 'atomic_write', 'version']
+__all__ = ['DASK_WORKER_ENV', 'default_device', 'seeded', 'gaussian_kernel', 'gaussian_blur', 'jpeg', 'jpeg_like', 'atomic_write',
+           'version', 'local_cluster']
 
 # %% ../nbs/00_core.ipynb
 def default_device(device=None) -> torch.device:
@@ -108,3 +109,15 @@ def version() -> str:
         from importlib.metadata import version as _v
         return _v('facecloak')
     except Exception: return 'unknown'
+
+# %% ../nbs/00_core.ipynb
+DASK_WORKER_ENV = {'MALLOC_MMAP_THRESHOLD_': 32 * 2**20}     # glibc's largest: tensors below it reuse the heap
+
+def local_cluster(n_workers: int = 2, memory_limit='6GB', **kw):
+    "A Dask `LocalCluster` of `n_workers` single-thread worker processes, with `DASK_WORKER_ENV` set in each worker."
+    import dask.config
+    from dask.distributed import LocalCluster
+    env = {**dask.config.get('distributed.nanny.pre-spawn-environ', {}), **DASK_WORKER_ENV}
+    with dask.config.set({'distributed.nanny.pre-spawn-environ': env}):
+        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, memory_limit=memory_limit,
+                            dashboard_address=None, **kw)

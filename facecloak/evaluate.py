@@ -17,7 +17,7 @@ import facecloak
 from . import assets, align, synth, cloak
 from .models import LFW_THRESHOLDS, SURROGATES, TARGETS, load_model, present
 from .assets import lfw_people, lfw_roles, cache_dir
-from .core import atomic_write, jpeg
+from .core import atomic_write, jpeg, local_cluster
 
 # %% auto 0
 __all__ = ['DEV_PEOPLE', 'SPLIT_MIN_PHOTOS', 'CONDITIONS', 'METHODS', 'Subject', 'split_people', 'subjects', 'attacker_align',
@@ -511,9 +511,8 @@ def run_evaluation(cfg: EvalConfig, out: str | Path, *, scheduler=None, n_worker
     if scheduler is None:
         for s, m, e in todo: _collect(_unit(cfg_d, s, m, e, device))
     else:
-        from dask.distributed import Client, LocalCluster, as_completed
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, memory_limit=memory_limit,
-                               processes=True, dashboard_address=None) if scheduler == 'local' else None
+        from dask.distributed import Client, as_completed
+        cluster = local_cluster(n_workers, memory_limit) if scheduler == 'local' else None
         with Client(cluster or scheduler) as client:
             futs = [client.submit(_unit, cfg_d, s, m, e, device, pure=False) for s, m, e in todo]
             for f in as_completed(futs): _collect(f.result())

@@ -56,3 +56,14 @@ def test_baselines_keep_their_zero_start_and_own_batches(monkeypatch):
     assert 'init' not in seen[-1] and 'mix' not in seen[-1]
     ev.METHODS['universal1'](s, 8 / 255, None, 'cpu', mix=2)   # and a spec's own option still wins
     assert seen[-1]['mix'] == 2
+
+
+def test_dask_workers_reuse_the_heap(capsys):
+    """benchmarks/bench_dask_malloc.py: in a plain Dask worker every tensor is a fresh zero-filled mapping (page faults
+    by the million); in `local_cluster`'s workers the heap is reused, as in the parent (no timing asserted)."""
+    spec = importlib.util.spec_from_file_location('bench_dask_malloc', ROOT/'benchmarks'/'bench_dask_malloc.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    mod.main(['--steps', '2', '--batch', '4'])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {'in_process', 'dask_default', 'local_cluster'} <= set(out)
+    assert out['dask_default']['minor_faults'] > 3 * out['local_cluster']['minor_faults'], out

@@ -98,7 +98,8 @@ def test_fullres_table_comes_from_the_committed_records(tmp_path):
     "experiments/fullres.py rebuilds the table of experiments/fullres.md from data/eval/dev24_fullres*.json.gz (dev people only)."
     rows = _table_rows('fullres.py', ['--out', tmp_path/'t.png'], 'fullres.md', '| mask')
     assert len(rows) >= 3
-    assert any('| pixel mask (default) | 8 | 24 |' in l for l in rows), rows
+    assert any('| pixel mask (old default: no prior, no mix) | 8 | 24 |' in l for l in rows), rows
+    assert any('| pixel mask, prior + mix 4 (default today) | 8 | ' in l for l in rows), rows
     assert (tmp_path/'t.png').stat().st_size > 10_000
     from facecloak.evaluate import load_record, split_people
     people = {x['person'] for x in load_record(ROOT/'data'/'eval'/'dev24_fullres.json.gz')['records']}
@@ -127,6 +128,6 @@ def test_test_split_table_comes_from_the_committed_records(tmp_path):
     assert (tmp_path/'t.png').stat().st_size > 10_000
     from facecloak.evaluate import load_record, split_people
     dev, test = set(split_people('dev')), set(split_people('test'))
-    for k in ('main', 'new', 'loo'):
+    for k in ('main', 'new', 'loo', 'refine_new'):
         people = {x['person'] for x in load_record(ROOT/'data'/'eval'/f'test_{k}.json.gz')['records']}
         assert len(people) >= 12 and people <= test and not people & dev, k
