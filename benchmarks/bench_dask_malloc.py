@@ -38,11 +38,16 @@ def main(argv=None):
     from facecloak.core import local_cluster
     out = dict(steps=a.steps, batch=a.batch, model=a.model, machine=platform.processor() or platform.machine())
     out['in_process'] = workload(a.model, a.steps, a.batch)
+    import os
     for name, make in (('dask_default', lambda: LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                                                                  dashboard_address=None, memory_limit='4GB')),
                        ('local_cluster', lambda: local_cluster(1, memory_limit='4GB'))):
-        with make() as cl, Client(cl) as c:
-            out[name] = c.submit(workload, a.model, a.steps, a.batch, pure=False).result()
+        saved = os.environ.pop('MALLOC_MMAP_THRESHOLD_', None)     # a plain worker must not inherit the fix
+        try:
+            with make() as cl, Client(cl) as c:
+                out[name] = c.submit(workload, a.model, a.steps, a.batch, pure=False).result()
+        finally:
+            if saved is not None: os.environ['MALLOC_MMAP_THRESHOLD_'] = saved
     out['slowdown_dask_default'] = round(out['dask_default']['wall_s'] / out['in_process']['wall_s'], 2)
     out['slowdown_local_cluster'] = round(out['local_cluster']['wall_s'] / out['in_process']['wall_s'], 2)
     print(json.dumps(out))

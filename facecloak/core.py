@@ -114,10 +114,17 @@ def version() -> str:
 DASK_WORKER_ENV = {'MALLOC_MMAP_THRESHOLD_': 32 * 2**20}     # glibc's largest: tensors below it reuse the heap
 
 def local_cluster(n_workers: int = 2, memory_limit='6GB', **kw):
-    "A Dask `LocalCluster` of `n_workers` single-thread worker processes, with `DASK_WORKER_ENV` set in each worker."
+    """A Dask `LocalCluster` of `n_workers` single-thread worker processes, with `DASK_WORKER_ENV` set in each worker.
+    Dask's nanny writes the workers' variables into this process's `os.environ` to spawn them; they are put back after."""
     import dask.config
     from dask.distributed import LocalCluster
     env = {**dask.config.get('distributed.nanny.pre-spawn-environ', {}), **DASK_WORKER_ENV}
-    with dask.config.set({'distributed.nanny.pre-spawn-environ': env}):
-        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, memory_limit=memory_limit,
-                            dashboard_address=None, **kw)
+    before = {k: os.environ.get(k) for k in env}
+    try:
+        with dask.config.set({'distributed.nanny.pre-spawn-environ': env}):
+            return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, memory_limit=memory_limit,
+                                dashboard_address=None, **kw)
+    finally:
+        for k, v in before.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
