@@ -10,7 +10,7 @@ mmap threshold, so every tensor above 128 KB is a fresh zero-filled mapping); an
 `local_cluster` (`DASK_WORKER_ENV` raises the mmap threshold to 32 MiB). For each: wall seconds, user and
 system CPU seconds and minor page faults of the workload. Run it on an idle machine.
 """
-import argparse, json, platform
+import argparse, json, os, platform
 
 
 def workload(model: str, steps: int, batch: int) -> dict:
@@ -38,7 +38,6 @@ def main(argv=None):
     from facecloak.core import local_cluster
     out = dict(steps=a.steps, batch=a.batch, model=a.model, machine=platform.processor() or platform.machine())
     out['in_process'] = workload(a.model, a.steps, a.batch)
-    import os
     for name, make in (('dask_default', lambda: LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                                                                  dashboard_address=None, memory_limit='4GB')),
                        ('local_cluster', lambda: local_cluster(1, memory_limit='4GB'))):
