@@ -17,12 +17,18 @@ import numpy as np
 
 RECORDS = ['data/eval/dev24_fullres.json.gz', 'data/eval/dev24_fullres_eps11.json.gz', 'data/eval/dev24_uv.json.gz',
            'data/eval/dev24_fullres_eps8b.json.gz', 'data/eval/dev24_fullres_eps8c.json.gz',
-           'data/eval/dev24_fullres_eps8d.json.gz', 'data/eval/dev24_fullres_new.json.gz']
+           'data/eval/dev24_fullres_eps8d.json.gz', 'data/eval/dev24_fullres_new.json.gz',
+           'data/eval/dev24_fullres_sprior.json.gz']
 OLD, NEW = ('facecloak', 8.0), ('facecloak[init=prior,mix=4]', 8.0)      # the default before and since issue #13
+SPRIOR = 'init=experiments/prior_smooth05.mask'
+PAIRS = [(m.replace('init=prior', SPRIOR), m) for m in        # (variant, what it changes): printed paired below the table
+         ('facecloak[parameterisation=smooth,band=0.5,init=prior,mix=4]', 'facecloak[parameterisation=smooth_uv,band=0.4,init=prior,mix=4]')]
 LABELS = {'facecloak': 'pixel mask (old default: no prior, no mix)',
           'facecloak[init=prior,mix=4]': 'pixel mask, prior + mix 4 (default today)',
           'facecloak[parameterisation=smooth,band=0.5,init=prior,mix=4]': 'band-limited σ 0.5, prior + mix 4',
           'facecloak[parameterisation=smooth_uv,band=0.4,init=prior,mix=4]': '3D surface, band-limited σ 0.4, prior + mix 4',
+          'facecloak[parameterisation=smooth,band=0.5,init=experiments/prior_smooth05.mask,mix=4]': 'band-limited σ 0.5, band-limited prior + mix 4',
+          'facecloak[parameterisation=smooth_uv,band=0.4,init=experiments/prior_smooth05.mask,mix=4]': '3D surface, band-limited σ 0.4, band-limited prior + mix 4',
           'facecloak[parameterisation=smooth_uv,band=0.5,init=prior]': '3D surface, band-limited σ 0.5, from the prior',
           'facecloak[parameterisation=smooth_uv,band=0.4,init=prior]': '3D surface, band-limited σ 0.4, from the prior', 'facecloak[parameterisation=smooth,band=0.7]': 'band-limited, σ 0.7 px',
           'facecloak[perceptual=0.6]': 'pixel mask + perceptual map 0.6',
@@ -34,12 +40,12 @@ LABELS = {'facecloak': 'pixel mask (old default: no prior, no mix)',
           'facecloak[parameterisation=smooth,band=0.5,init=prior]': 'band-limited σ 0.5, started from the prior'}
 
 
-def _paired(recs, base, rec, m, e):
-    "Paired difference of (m, e) in `rec` against `base` in the first record that holds it, or {}."
+def _paired(recs, base, rec, m, e, box='black'):
+    "Paired difference of (m, e) in `rec` against `base` in the first record that holds it (`box` models), or {}."
     from facecloak.evaluate import per_person
     ref = next((r for r in recs if any(x['method'] == base[0] and x['epsilon'] == base[1] for x in r['records'])), None)
     if ref is None or (m, e) == base: return {}
-    a, b = per_person(ref, base[0], epsilon=base[1]), per_person(rec, m, epsilon=e)
+    a, b = per_person(ref, base[0], epsilon=base[1], box=box), per_person(rec, m, epsilon=e, box=box)
     d = np.array([b[p] - a[p] for p in b if p in a])
     if len(d) < 2: return {}
     return dict(paired_n=len(d), diff=float(d.mean()), se=float(d.std(ddof=1) / np.sqrt(len(d))),
@@ -86,6 +92,12 @@ def main(argv=None):
               f"{_fmt(r['vs0'])} | {_fmt(r['vs1'])} | "
               f"{r['jpeg75']:.3f} | {r['white']:.3f} | {r['portrait_ssim']:.3f} | {r['portrait_psnr']:.1f} dB | "
               f"{r['ssim_face']:.3f} | {r['learn_s']:.0f} |")
+    print('\n| variant | against | black-box ± SE (up / down) | white-box ± SE (up / down) |\n|---|---|---|---|')
+    for m, base in PAIRS:
+        rec = next((r for r in recs if any(x['method'] == m for x in r['records'])), None)
+        if rec is None: continue
+        print(f"| {LABELS.get(m, m)} | {LABELS.get(base, base)} | {_fmt(_paired(recs, (base, 8.0), rec, m, 8.0))} | "
+              f"{_fmt(_paired(recs, (base, 8.0), rec, m, 8.0, box='white'))} |")
     if a.out:
         import matplotlib; matplotlib.use('Agg')
         import matplotlib.pyplot as plt

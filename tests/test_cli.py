@@ -270,7 +270,10 @@ def test_apply_streams_in_chunks_with_one_batched_detection_each(mask_file, tmp_
     assert main(['apply', str(mask_file), str(d), '-o', str(tmp_path/'o2'), '--chunk', '0']) == EXIT_USAGE
 
 
-def test_apply_with_workers_matches_in_process(mask_file, tmp_path, capsys):
+def test_apply_with_workers_matches_in_process(mask_file, tmp_path, capsys, monkeypatch):
+    from facecloak import core
+    made, real = [], core.local_cluster                # the workers come from local_cluster (its heap fix), not a plain Dask cluster
+    monkeypatch.setattr(core, 'local_cluster', lambda *a, **kw: made.append(a) or real(*a, **kw))
     d = tmp_path/'in'; d.mkdir()
     people = list(assets.lfw_people(min_photos=10).values())
     for i in range(4): shutil.copy(people[i][1], d/f'p{i}.jpg')
@@ -288,6 +291,7 @@ def test_apply_with_workers_matches_in_process(mask_file, tmp_path, capsys):
     for n in names:
         a = np.asarray(Image.open(tmp_path/'a'/n)).astype(int); b = np.asarray(Image.open(tmp_path/'b'/n)).astype(int)
         assert a.shape == b.shape and np.abs(a - b).max() <= 2 and np.abs(a - b).mean() < 0.05, n
+    assert made == [(2, '2GB')]
     assert '4 protected, 1 skipped' in one.out and '4 protected, 1 skipped' in two.out
     assert 'broken.png' in two.err
     assert main(args + ['-o', str(tmp_path/'c'), '--workers', '-1']) == EXIT_USAGE

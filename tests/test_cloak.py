@@ -363,3 +363,26 @@ def test_select_face_by_index_and_largest():
     assert mask.select_face(None, faces, 2) == 'c' and mask.select_face(None, faces, 'largest') == 'a'
     assert mask.select_face(None, faces) == 'a'   # a mask without a reference embedding: the largest
     with pytest.raises(IndexError): mask.select_face(None, faces, 3)
+
+
+def test_bench_prior_takes_cloak_options(tmp_path, capsys):
+    "benchmarks/bench_prior.py --set: a band-limited prior (issue #14) from the real surrogates, tiny; a bad option is refused first."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('bench_prior', Path(__file__).resolve().parent.parent/'benchmarks'/'bench_prior.py')
+    bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
+    bad = tmp_path/'bad.mask'
+    with pytest.raises(SystemExit, match="--set: unknown option 'bandwidth'"): bench.main(['--set', 'bandwidth=1', '--out', str(bad)])
+    assert not bad.exists()
+    out = tmp_path/'p.mask'
+    args = ['--people', '3', '--steps', '2', '--batch', '2', '--device', 'cpu', '--set', 'parameterisation=smooth', '--set', 'band=1.0']
+    bench.main(args + ['--out', str(out)])
+    printed = json.loads(capsys.readouterr().out)
+    m = Mask.load(out)
+    assert printed['options'] == {'parameterisation': 'smooth', 'band': 1.0}
+    assert (m.meta['options']['parameterisation'], m.meta['options']['band']) == ('smooth', 1.0)
+    assert '--set band=1.0' in m.meta['provenance']['command']
+    bench.main(args[:-4] + ['--out', str(tmp_path/'pixel.mask')])          # the same prior without the band limit
+    capsys.readouterr()
+    d, dp = (mk.delta[0].permute(1, 2, 0).numpy() for mk in (m, Mask.load(tmp_path/'pixel.mask')))
+    assert 0 < np.abs(d).max() <= EPS + 1e-7 and _high_freq(d, 1.0) < 0.5 * _high_freq(dp, 1.0), (_high_freq(d, 1.0), _high_freq(dp, 1.0))
+    with pytest.raises(SystemExit, match='exists'): bench.main(args + ['--out', str(out)])   # kept unless --overwrite

@@ -67,3 +67,16 @@ def test_dask_workers_reuse_the_heap(capsys):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {'in_process', 'dask_default', 'local_cluster'} <= set(out)
     assert out['dask_default']['minor_faults'] > 3 * out['local_cluster']['minor_faults'], out
+
+
+def test_dask_evaluation_uses_local_cluster(monkeypatch, tmp_path):
+    "`scheduler='local'` starts its workers through `core.local_cluster` (the heap fix above), never a plain LocalCluster."
+    from facecloak import evaluate as ev
+    from facecloak.cli import TINY
+    class Started(Exception): pass
+    made = []
+    def spy(*a, **kw): made.append(a); raise Started
+    monkeypatch.setattr(ev, 'local_cluster', spy)
+    with pytest.raises(Started):
+        run_evaluation(EvalConfig(**TINY), tmp_path/'r.json', scheduler='local', n_workers=2, memory_limit='1GB', progress=False)
+    assert made == [(2, '1GB')]
