@@ -8,8 +8,8 @@ nor a gallery distractor) is aligned, and `facecloak.cloak.learn_prior` learns o
 each photo away from its own identity with the default surrogates (no anchor, uniform budget). The mask file is
 written to --out (atomically; an existing file is kept unless --overwrite) with the command in its metadata.
 `--set` takes any `CloakConfig` option as `facecloak learn --set` does (e.g. `--set parameterisation=smooth --set
-band=0.5` for a band-limited prior, issue #14). The JSON has the wall time, the mean cosine of each training photo to its own identity per surrogate before and
-after, and the file's path. This is the command that made the shipped `facecloak/prior.mask`.
+band=0.5` for a band-limited prior, issue #14). The JSON has the wall time, the mean cosine of each training photo
+to its own identity per surrogate before and after, and the file's path. This is the command that made the shipped `facecloak/prior.mask`.
 """
 import argparse, json, sys, time
 from pathlib import Path
