@@ -20,11 +20,11 @@ RECORDS = ['data/eval/dev24_fullres.json.gz', 'data/eval/dev24_fullres_eps11.jso
            'data/eval/dev24_fullres_eps8d.json.gz', 'data/eval/dev24_fullres_new.json.gz',
            'data/eval/dev24_fullres_sprior.json.gz', 'data/eval/dev24_fullres_s07.json.gz']
 OLD, NEW = ('facecloak', 8.0), ('facecloak[init=prior,mix=4]', 8.0)      # the default before and since issue #13
-SPRIOR = 'init=experiments/prior_smooth05.mask'
-PAIRS = [(m.replace('init=prior', SPRIOR), m) for m in        # (variant, what it changes): printed paired below the table
-         ('facecloak[parameterisation=smooth,band=0.5,init=prior,mix=4]', 'facecloak[parameterisation=smooth_uv,band=0.4,init=prior,mix=4]')] + \
-        [('facecloak[parameterisation=smooth,band=0.7,init=prior,mix=4]', 'facecloak[parameterisation=smooth,band=0.5,init=prior,mix=4]'),
-         ('facecloak[parameterisation=smooth,band=0.7,init=prior,mix=4]', 'facecloak[parameterisation=smooth,band=0.7]')]
+PAIRS = [   # (variant, what it is compared with): printed paired below the table
+    ('facecloak[parameterisation=smooth,band=0.5,init=experiments/prior_smooth05.mask,mix=4]', 'facecloak[parameterisation=smooth,band=0.5,init=prior,mix=4]'),
+    ('facecloak[parameterisation=smooth_uv,band=0.4,init=experiments/prior_smooth05.mask,mix=4]', 'facecloak[parameterisation=smooth_uv,band=0.4,init=prior,mix=4]'),
+    ('facecloak[parameterisation=smooth,band=0.7,init=prior,mix=4]', 'facecloak[parameterisation=smooth,band=0.5,init=prior,mix=4]'),
+    ('facecloak[parameterisation=smooth,band=0.7,init=prior,mix=4]', 'facecloak[parameterisation=smooth,band=0.7]')]
 LABELS = {'facecloak': 'pixel mask (old default: no prior, no mix)',
           'facecloak[init=prior,mix=4]': 'pixel mask, prior + mix 4 (default today)',
           'facecloak[parameterisation=smooth,band=0.5,init=prior,mix=4]': 'band-limited σ 0.5, prior + mix 4',
