@@ -25,14 +25,14 @@ __all__ = ['FORMAT', 'FORMAT_VERSION', 'READABLE_VERSIONS', 'LOSS_TERMS', 'TRANS
            'model_fingerprint', 'embed', 'augment_set', 'aligned_images', 'training_set', 'AnchorBank', 'pool_people',
            'build_anchor_bank', 'bank_similarity', 'reference_embeddings', 'resolve_reference', 'anchor_candidates',
            'resolve_anchor', 'similar_identity', 'Targets', 'resolve_targets', 'leakage_map', 'budget', 'project',
-           'feather_window', 'jnd_map', 'perceptual_weights', 'self_term', 'anchor_term', 'similar_term',
-           'feature_term', 'needs_features', 'identity_loss', 'random_affine', 'random_blur', 'random_jpeg',
-           'block_shuffle', 'structure_invariant', 'elastic', 'intensity_scale', 'admix', 'input_transforms',
-           'diversify', 'convolutions', 'at_depth', 'model_dropout', 'feature_taps', 'PixelMask', 'SmoothMask',
-           'surface_maps', 'to_surface', 'on_surface', 'UVMask', 'SmoothUVMask', 'MIFGSM', 'AdamTanh', 'CloakConfig',
-           'make_config', 'Mask', 'random_mask', 'batch_indices', 'clean_features', 'resolve_init', 'learn_mask',
-           'MaskFileError', 'FaceTooSmallError', 'prior_photos', 'learn_prior', 'other_people', 'mixed_set',
-           'load_prior']
+           'feather_window', 'jnd_map', 'perceptual_weights', 'ssim_map', 'visibility', 'self_term', 'anchor_term',
+           'similar_term', 'feature_term', 'needs_features', 'identity_loss', 'random_affine', 'random_blur',
+           'random_jpeg', 'block_shuffle', 'structure_invariant', 'elastic', 'intensity_scale', 'admix',
+           'input_transforms', 'diversify', 'convolutions', 'at_depth', 'model_dropout', 'feature_taps', 'PixelMask',
+           'SmoothMask', 'surface_maps', 'to_surface', 'on_surface', 'UVMask', 'SmoothUVMask', 'MIFGSM', 'AdamTanh',
+           'CloakConfig', 'make_config', 'Mask', 'random_mask', 'batch_indices', 'clean_features', 'resolve_init',
+           'learn_mask', 'MaskFileError', 'FaceTooSmallError', 'prior_photos', 'learn_prior', 'other_people',
+           'mixed_set', 'load_prior']
 
 # %% ../nbs/05_cloak.ipynb
 FORMAT = 'facecloak-mask'
@@ -417,6 +417,22 @@ def perceptual_weights(x, perceptual: float, *, top: float = 0.9) -> torch.Tenso
     return (1 - perceptual) + perceptual * r
 
 # %% ../nbs/05_cloak.ipynb
+def ssim_map(a, b, win: int = 7) -> torch.Tensor:
+    """The SSIM map (N,C,H-win+1,W-win+1) of images `a`, `b` (N,C,H,W) in [0,1], as `skimage.metrics.structural_similarity`
+    computes it by default (a `win`×`win` uniform window, K1 = 0.01, K2 = 0.03, population covariance): differentiable."""
+    c1, c2, f = 0.01 ** 2, 0.03 ** 2, lambda t: F.avg_pool2d(t, win, 1)
+    ma, mb = f(a), f(b)
+    va, vb, cab = f(a * a) - ma * ma, f(b * b) - mb * mb, f(a * b) - ma * mb
+    return (2 * ma * mb + c1) * (2 * cab + c2) / ((ma * ma + mb * mb + c1) * (va + vb + c2))
+
+def visibility(x, delta, scale: float = 4.0) -> torch.Tensor:
+    """1 − mean SSIM of aligned images `x` (N,3,H,W) against `x + delta` (clipped to [0,1]; `delta` broadcasts), both
+    magnified `scale`× (bilinear): how visible δ is on a face `scale` times the aligned size. 0 for δ = 0."""
+    up = (lambda t: F.interpolate(t, scale_factor=scale, mode='bilinear', align_corners=False)) if scale != 1 else (lambda t: t)
+    xu = up(x)
+    return 1 - ssim_map(xu, (xu + up(delta.expand_as(x))).clamp(0, 1)).mean()
+
+# %% ../nbs/05_cloak.ipynb
 def self_term(e, t: Targets, name: str):
     "cos to the person's reference (pushed down): one (1,D) or a row per image."
     return (e * t.reference[name]).sum(-1)
@@ -767,6 +783,8 @@ class CloakConfig:
     parameterisation: str = 'pixel'    # a PARAMETERISATIONS key: how δ is represented ('smooth': band-limited; 'uv': on the face's surface; 'smooth_uv': both)
     band: float = 1.0                  # 'smooth', 'smooth_uv': σ (aligned px / texels) of their Gaussian band limit
     perceptual: float = 0.0            # share of the cap the perceptual (JND) map may take away on flat skin: cap = ε·[1 - p, 1]; 0: off
+    visibility: float = 0.0            # weight of the `visibility` term (1 - SSIM of an image with δ, magnified) in the loss; 0: off
+    visibility_scale: float = 4.0      # ... the magnification it is seen at (a 1024² portrait's face is ~4-5x the aligned size)
     # input transforms
     diversity: dict = field(default_factory=_default_diversity)   # {TRANSFORMS name: parameters}, applied in order; {} or False: none
     model_dropout: float = 0.0         # dropout rate on the surrogates' convolution outputs while learning (model augmentation); 0: off
@@ -802,6 +820,8 @@ class CloakConfig:
         _check(self.mix >= 0 and self.mix_pool >= (1 if self.mix else 0), f"mix must be >= 0 and mix_pool >= 1, got {self.mix}, {self.mix_pool}")
         _check(self.band > 0, f"band must be > 0 aligned pixels, got {self.band}")
         _check(0 <= self.perceptual <= 1, f"perceptual must be in [0, 1], got {self.perceptual}")
+        _check(self.visibility >= 0 and self.visibility_scale >= 1,
+               f"visibility must be >= 0 and visibility_scale >= 1, got {self.visibility}, {self.visibility_scale}")
         _check(len(self.size) == 2, f"size must be (H, W), got {self.size}")
         _one_of('optimizer', self.optimizer, OPTIMIZERS)
         _one_of('parameterisation', self.parameterisation, PARAMETERISATIONS)
@@ -959,11 +979,14 @@ def _optimise(mods, x_set, targets: Targets, window, policy, cfg: CloakConfig, g
         for t in bar:
             idx = batch_indices(n_own or len(x_set), len(x_set), cfg, gen).to(x_set.device)
             clean = clean_features(mods, taps, x_set[idx], gen, transforms) if use_feats else None
-            x = (x_set[idx] + window * policy.delta(idx)).clamp(0, 1)
+            d = window * policy.delta(idx)
+            x = (x_set[idx] + d).clamp(0, 1)
             if transforms: x = diversify(x, gen, transforms)
             embs = [m(x).float() for m in mods]
             feats = [(taps[k], clean[k]) for k in range(len(mods))] if use_feats else None
             loss, stats = identity_loss(embs, targets.rows(idx), weights, feats)
+            if cfg.visibility:     # on the batch's first image (one of the person's own, at random): magnified SSIM is costly
+                loss = loss + cfg.visibility * visibility(x_set[idx[:1]], d[:1], cfg.visibility_scale)
             policy.step(torch.autograd.grad(loss, policy.params()))
             cr, ca = (float(np.mean([s[i] for s in stats])) for i in (0, 1))
             hist.append((round(float(loss.detach()), 4), round(cr, 4), round(ca, 4)))

@@ -10,7 +10,7 @@ import facecloak.synth
 from facecloak import assets
 from facecloak.cloak import (AnchorBank, CloakConfig, LEARN_INPUTS, LOSS_TERMS, Mask, MaskFileError, Targets, augment_set,
                              anchor_candidates, bank_similarity, build_anchor_bank, diversify, feather_window, identity_loss,
-                             learn_mask, make_config, perceptual_weights, project, random_mask, training_set)
+                             learn_mask, make_config, perceptual_weights, project, random_mask, training_set, visibility)
 from facecloak.core import gaussian_blur, seeded
 from facecloak.saliency import budget_weights
 
@@ -169,6 +169,23 @@ def test_smooth_and_perceptual_masks_keep_the_bound_and_are_smooth_on_a_large_fa
     with pytest.raises(ValueError, match='band must be > 0'): CloakConfig(band=0)
     with pytest.raises(ValueError, match='perceptual must be in'): CloakConfig(perceptual=1.5)
     with pytest.raises(ValueError, match="unknown parameterisation 'blurry'"): CloakConfig(parameterisation='blurry')
+
+
+def test_visibility_term_makes_the_mask_less_visible_when_magnified(setup):
+    "The visibility term: the same seeded run with it is within ε, less saturated, less visible magnified 4x, and still moves identity."
+    tiny, bank, me, kw, m = setup
+    mv = learn_mask(images=me, visibility=8.0, **kw)
+    assert mv.delta.abs().max() <= EPS + 1e-7 and mv.meta['options']['visibility'] == 8.0
+    seen = {k: float(visibility(me, mk.effective, 4.0)) for k, mk in (('plain', m), ('visibility', mv))}
+    assert seen['visibility'] < 0.7 * seen['plain'], seen
+    sat = {k: float((mk.delta.abs() > 0.95 * EPS).float().mean()) for k, mk in (('plain', m), ('visibility', mv))}
+    assert sat['visibility'] < sat['plain'], sat
+    with torch.no_grad():
+        drop = np.mean([float((t(me) @ m.reference[t.name][0]).mean() - (t(mv.apply_aligned(me)) @ m.reference[t.name][0]).mean())
+                        for t in tiny])
+    assert drop > 0.02, drop
+    with pytest.raises(ValueError, match='visibility must be >= 0'): CloakConfig(visibility=-1)
+    with pytest.raises(ValueError, match='visibility_scale >= 1'): CloakConfig(visibility_scale=0.5)
 
 
 def test_saved_png_and_modes(tmp_path):
