@@ -1,4 +1,4 @@
-"""Issue #14: protection against face quality at full resolution, for the pixel mask and the band-limited one.
+"""Issue #14: protection against face quality at full resolution, per mask (pixel, band-limited, visibility term).
 
     python experiments/fullres.py [--out figures/eval/fullres_tradeoff.png]
 
@@ -18,13 +18,19 @@ import numpy as np
 RECORDS = ['data/eval/dev24_fullres.json.gz', 'data/eval/dev24_fullres_eps11.json.gz', 'data/eval/dev24_uv.json.gz',
            'data/eval/dev24_fullres_eps8b.json.gz', 'data/eval/dev24_fullres_eps8c.json.gz',
            'data/eval/dev24_fullres_eps8d.json.gz', 'data/eval/dev24_fullres_new.json.gz',
-           'data/eval/dev24_fullres_sprior.json.gz', 'data/eval/dev24_fullres_s07.json.gz']
+           'data/eval/dev24_fullres_sprior.json.gz', 'data/eval/dev24_fullres_s07.json.gz',
+           'data/eval/dev24_fullres_vis.json.gz', 'data/eval/dev24_fullres_vis4.json.gz']
 OLD, NEW = ('facecloak', 8.0), ('facecloak[init=prior,mix=4]', 8.0)      # the default before and since issue #13
 PAIRS = [   # (variant, what it is compared with): printed paired below the table
     ('facecloak[parameterisation=smooth,band=0.5,init=experiments/prior_smooth05.mask,mix=4]', 'facecloak[parameterisation=smooth,band=0.5,init=prior,mix=4]'),
     ('facecloak[parameterisation=smooth_uv,band=0.4,init=experiments/prior_smooth05.mask,mix=4]', 'facecloak[parameterisation=smooth_uv,band=0.4,init=prior,mix=4]'),
     ('facecloak[parameterisation=smooth,band=0.7,init=prior,mix=4]', 'facecloak[parameterisation=smooth,band=0.5,init=prior,mix=4]'),
-    ('facecloak[parameterisation=smooth,band=0.7,init=prior,mix=4]', 'facecloak[parameterisation=smooth,band=0.7]')]
+    ('facecloak[parameterisation=smooth,band=0.7,init=prior,mix=4]', 'facecloak[parameterisation=smooth,band=0.7]'),
+    ('facecloak[init=prior,mix=4,visibility=3]', 'facecloak[parameterisation=smooth,band=0.5,init=prior,mix=4]'),
+    ('facecloak[init=prior,mix=4,visibility=3]', 'facecloak[init=prior,mix=4,visibility=1]'),
+    ('facecloak[init=prior,mix=4,visibility=4,steps=120]', 'facecloak[init=prior,mix=4,visibility=4]')]
+VIS = ['facecloak[init=prior,mix=4]'] + [f'facecloak[init=prior,mix=4,visibility={k}]' for k in (1, 3, 4)]
+FAMILIES = {'pixel mask, prior + mix 4: visibility term 0 (default), 1, 3, 4 (ε 8)': VIS}   # drawn as one line each
 LABELS = {'facecloak': 'pixel mask (old default: no prior, no mix)',
           'facecloak[init=prior,mix=4]': 'pixel mask, prior + mix 4 (default today)',
           'facecloak[parameterisation=smooth,band=0.5,init=prior,mix=4]': 'band-limited σ 0.5, prior + mix 4',
@@ -32,6 +38,10 @@ LABELS = {'facecloak': 'pixel mask (old default: no prior, no mix)',
           'facecloak[parameterisation=smooth,band=0.5,init=experiments/prior_smooth05.mask,mix=4]': 'band-limited σ 0.5, band-limited prior + mix 4',
           'facecloak[parameterisation=smooth_uv,band=0.4,init=experiments/prior_smooth05.mask,mix=4]': '3D surface, band-limited σ 0.4, band-limited prior + mix 4',
           'facecloak[parameterisation=smooth,band=0.7,init=prior,mix=4]': 'band-limited σ 0.7, prior + mix 4',
+          'facecloak[init=prior,mix=4,visibility=1]': 'pixel mask, prior + mix 4, visibility term 1',
+          'facecloak[init=prior,mix=4,visibility=3]': 'pixel mask, prior + mix 4, visibility term 3',
+          'facecloak[init=prior,mix=4,visibility=4]': 'pixel mask, prior + mix 4, visibility term 4',
+          'facecloak[init=prior,mix=4,visibility=4,steps=120]': 'pixel mask, prior + mix 4, visibility term 4, 120 steps',
           'facecloak[parameterisation=smooth_uv,band=0.5,init=prior]': '3D surface, band-limited σ 0.5, from the prior',
           'facecloak[parameterisation=smooth_uv,band=0.4,init=prior]': '3D surface, band-limited σ 0.4, from the prior', 'facecloak[parameterisation=smooth,band=0.7]': 'band-limited, σ 0.7 px',
           'facecloak[perceptual=0.6]': 'pixel mask + perceptual map 0.6',
@@ -106,11 +116,19 @@ def main(argv=None):
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(10, 4.6))
         colours = plt.get_cmap('tab20').colors
-        for k, m in enumerate(dict.fromkeys(r['method'] for r in rs)):     # a colour and a marker each
+        drawn = {m for ms in FAMILIES.values() for m in ms[1:]}            # the families' own line shows these
+        for k, m in enumerate(dict.fromkeys(r['method'] for r in rs if r['method'] not in drawn)):     # a colour and a marker each
             pts = sorted((r['portrait_ssim'], r['black'], r['epsilon']) for r in rs if r['method'] == m)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], '-', marker='osD^v'[k % 5], color=colours[(2 * k) % 20 + (k >= 10)],
                     label=LABELS.get(m, m))
             for x, y, e in pts: ax.annotate(f'ε {e:g}', (x, y), textcoords='offset points', xytext=(4, 4), fontsize=7)
+        for label, ms in FAMILIES.items():         # one knob at ε 8: a line through its settings
+            pts = [next(((r['portrait_ssim'], r['black']) for r in rs if (r['method'], r['epsilon']) == (m, 8.0)), None) for m in ms]
+            pts = [(p, m) for p, m in zip(pts, ms) if p is not None]
+            if len(pts) < 2: continue
+            ax.plot([p[0] for p, _ in pts], [p[1] for p, _ in pts], 'k-o', lw=2, alpha=.6, label=label)
+            for (x, y), m in pts: ax.annotate(m.split('visibility=')[1].rstrip(']').split(',')[0] if 'visibility=' in m else '0', (x, y),
+                                              textcoords='offset points', xytext=(-10, -10), fontsize=8, weight='bold')
         ax.axvline(0.97, color='grey', ls=':', lw=1)
         for base, ls in ((OLD, ':'), (NEW, '--')):      # the goal: right of 0.97, above the default (today's: dashed)
             d0 = next((r['black'] for r in rs if (r['method'], r['epsilon']) == base), None)
