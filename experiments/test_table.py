@@ -15,7 +15,8 @@ code before the default changed (commit d82a822) and its rows were renamed once 
 `renamed`). Today's default, `facecloak[init=prior,mix=4]`, is the row the others are paired against.
 
 A second table puts the refine dial started from today's default mask (test_refine_new.json.gz) beside that default
-(test_new.json.gz), over the people both hold complete.
+(test_new.json.gz), over the people both hold complete; a third pairs it per person with the same dial started from
+the old default's mask (test_main.json.gz), over the people both records hold.
 """
 import argparse, sys
 from pathlib import Path
@@ -45,7 +46,7 @@ def main(argv=None):
     ap.add_argument('--default', default=DEFAULT, help='the method the others are paired against')
     ap.add_argument('--out', default=None)
     a = ap.parse_args(argv)
-    from facecloak.evaluate import load_record, load_records, split_table
+    from facecloak.evaluate import load_record, load_records, paired, split_table
     recs = load_records(RECORDS, warn=lambda m: print(m, file=sys.stderr))
     if not recs: sys.exit('no test-split record found')
     rs, n = split_table(recs, a.default, loo=load_record(LOO))
@@ -55,6 +56,14 @@ def main(argv=None):
         rr, nr = split_table([recs[-1], ref], a.default)
         print(f'\nThe refine dial from `{a.default}`:\n')
         _print(rr, nr, a.default)
+        old = next((r for r in recs if any(x['method'] == 'facecloak[init=zero,mix=0,refine=5]' for x in r['records'])), None)
+        if old is not None:
+            print('\n| refine K | from the old mask | from today\'s | today\'s start − old ± SE (up / down) | after JPEG q75 |\n|---|---|---|---|---|')
+            for k in (5, 20):
+                p = {c: paired(old, f'facecloak[init=zero,mix=0,refine={k}]', f'{a.default[:-1]},refine={k}]', other=ref, condition=c)
+                     for c in ('clean', 'jpeg75')}
+                print(f"| {k} | {p['clean']['base_mean']:.3f} | {p['clean']['mean']:.3f} | {p['clean']['diff']:+.3f} ± {p['clean']['se']:.3f} "
+                      f"({p['clean']['up']} / {p['clean']['down']}, n {p['clean']['n']}) | {p['jpeg75']['diff']:+.3f} ± {p['jpeg75']['se']:.3f} |")
     if a.out:
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
