@@ -36,8 +36,8 @@ def protect(a):
     print(json.dumps(out, indent=1, default=str))
 
 
-def _learn_child(threads, synth=None):
-    "Run in a fresh process so that peak RSS is learn_mask's alone."
+def _learn_child(threads, synth=None, options=()):
+    "Run in a fresh process so that peak RSS is learn_mask's alone; `options`: `--set KEY=VALUE` CloakConfig options."
     import torch
     torch.set_num_threads(threads)
     from facecloak.cloak import learn_mask, build_anchor_bank, resolve_surrogates
@@ -45,16 +45,19 @@ def _learn_child(threads, synth=None):
     ppl = lfw_people(min_photos=10); photo = ppl[sorted(ppl)[0]][0]
     build_anchor_bank(resolve_surrogates(None, 'cpu')[1], progress=False)      # the bank is built once per install: cached
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t0 = time.perf_counter(); m = learn_mask(photo, device='cpu', progress=False, synth=synth); dt = time.perf_counter() - t0
+    from facecloak.cli import config_options
+    kw = config_options(list(options))
+    t0 = time.perf_counter(); m = learn_mask(photo, device='cpu', progress=False, synth=synth, **kw); dt = time.perf_counter() - t0
     print(json.dumps(dict(learn_s=round(dt, 2), peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                          rss_before_mb=round(base / 1024, 1), source=m.meta['source'], steps=m.meta['options']['steps'])))
+                          rss_before_mb=round(base / 1024, 1), source=m.meta['source'], steps=m.meta['options']['steps'], options=kw)))
 
 
 def speed(a):
     import numpy as np, torch
     torch.set_num_threads(a.threads)
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
-    r = subprocess.run([sys.executable, __file__, '_learn', '--threads', str(a.threads)] + (['--synth', a.synth] if a.synth else []),
+    r = subprocess.run([sys.executable, __file__, '_learn', '--threads', str(a.threads)] + (['--synth', a.synth] if a.synth else [])
+                       + [x for kv in a.set for x in ('--set', kv)],
                        capture_output=True, text=True, env=env)
     if r.returncode: raise SystemExit(r.stderr[-3000:])
     learn = json.loads(r.stdout.strip().splitlines()[-1])
@@ -90,5 +93,6 @@ if __name__ == '__main__':
     s = sub.add_parser('speed'); s.add_argument('--threads', type=int, default=2); s.add_argument('--n', type=int, default=5)
     s.add_argument('--synth', default=None, help="learn_mask's synth= (default: None, the augmentation set)")
     l = sub.add_parser('_learn'); l.add_argument('--threads', type=int, default=2); l.add_argument('--synth', default=None)
+    for sp in (s, l): sp.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='a CloakConfig option of the learnt mask (repeatable)')
     a = p.parse_args()
-    {'protect': protect, 'speed': speed, '_learn': lambda a: _learn_child(a.threads, a.synth)}[a.cmd](a)
+    {'protect': protect, 'speed': speed, '_learn': lambda a: _learn_child(a.threads, a.synth, a.set)}[a.cmd](a)
