@@ -83,7 +83,7 @@ def speed(a):
                           goals=dict(learn_s=60, peak_gb=3, apply_ms_without=150, apply_ms_with=600))))
 
 
-if __name__ == '__main__':
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest='cmd', required=True)
     q = sub.add_parser('protect')
@@ -94,5 +94,13 @@ if __name__ == '__main__':
     s.add_argument('--synth', default=None, help="learn_mask's synth= (default: None, the augmentation set)")
     l = sub.add_parser('_learn'); l.add_argument('--threads', type=int, default=2); l.add_argument('--synth', default=None)
     for sp in (s, l): sp.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='a CloakConfig option of the learnt mask (repeatable)')
-    a = p.parse_args()
+    a = p.parse_args(argv)
+    if a.cmd in ('speed', '_learn'):          # a bad option is refused before any model loads
+        from facecloak.cli import config_options
+        try: config_options(a.set)
+        except (TypeError, ValueError) as e: sys.exit(f'--set: {e}')
     {'protect': protect, 'speed': speed, '_learn': lambda a: _learn_child(a.threads, a.synth, a.set)}[a.cmd](a)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,7 +1,7 @@
 """The cross-identity prior (issue #13, lever 1): learn it and print one JSON object.
 
     python benchmarks/bench_prior.py [--people 1000] [--steps 600] [--batch 16] [--eps 8] [--seed 0]
-                                     [--device cpu] [--set KEY=VALUE ...] [--out facecloak/prior.mask]
+                                     [--device cpu] [--set KEY=VALUE ...] [--init zero|prior|MASK] [--out facecloak/prior.mask]
 
 One photo each of --people LFW anchor-pool people (`facecloak.cloak.prior_photos`: never an evaluation subject
 nor a gallery distractor) is aligned, and `facecloak.cloak.learn_prior` learns one universal mask that pushes
@@ -22,6 +22,7 @@ def main(argv=None):
     ap.add_argument('--seed', type=int, default=0); ap.add_argument('--device', default=None)
     ap.add_argument('--out', default='prior.mask'); ap.add_argument('--overwrite', action='store_true')
     ap.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='a CloakConfig option (repeatable)')
+    ap.add_argument('--init', default='zero', help="where it starts: 'zero', 'prior' (the shipped prior) or a mask file")
     a = ap.parse_args(argv)
     from facecloak.cli import config_options
     try: options = config_options(a.set)
@@ -33,7 +34,7 @@ def main(argv=None):
     t0 = time.time()
     photos = prior_photos(a.people, seed=a.seed)
     prior = learn_prior(photos, epsilon=a.eps / 255, steps=a.steps, batch_size=a.batch, seed=a.seed, device=a.device,
-                        progress=sys.stderr.isatty(), **options)
+                        progress=sys.stderr.isatty(), init=a.init, **options)
     prior.meta['provenance'] = dict(command='python benchmarks/bench_prior.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
                                     people=len(photos), pool='LFW anchor pool (facecloak.assets.lfw_roles)', seed=a.seed)
     prior.save(out)

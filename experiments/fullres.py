@@ -6,8 +6,9 @@ Reads the development-split records of experiments/fullres.md (a missing one is 
 a markdown table: for every (method, ε) its black-box top-1 protection (clean and after JPEG q75), white-box top-1,
 its face SSIM and PSNR at the photo's own size on the large portraits (`portrait_ssim_face`), and the paired
 difference against the old default (`facecloak` at 8/255 in these records: no prior, no mixed batches) and against
-today's default (`facecloak[init=prior,mix=4]` at 8/255) over the people both hold, ± its standard error, with the
-people moved up / down. The figure plots black-box protection against full-resolution face SSIM, one line per mask
+issue #13's default (`facecloak[init=prior,mix=4]` at 8/255; these records were made while the visibility term
+defaulted to 0, so that spec ran without it, and `facecloak[init=prior,mix=4,visibility=1]` is today's default)
+over the people both hold, ± its standard error, with the people moved up / down. The figure plots black-box protection against full-resolution face SSIM, one line per mask
 family through its budgets.
 """
 import argparse, sys
@@ -19,8 +20,9 @@ RECORDS = ['data/eval/dev24_fullres.json.gz', 'data/eval/dev24_fullres_eps11.jso
            'data/eval/dev24_fullres_eps8b.json.gz', 'data/eval/dev24_fullres_eps8c.json.gz',
            'data/eval/dev24_fullres_eps8d.json.gz', 'data/eval/dev24_fullres_new.json.gz',
            'data/eval/dev24_fullres_sprior.json.gz', 'data/eval/dev24_fullres_s07.json.gz',
-           'data/eval/dev24_fullres_vis.json.gz', 'data/eval/dev24_fullres_vis4.json.gz']
-OLD, NEW = ('facecloak', 8.0), ('facecloak[init=prior,mix=4]', 8.0)      # the default before and since issue #13
+           'data/eval/dev24_fullres_vis.json.gz', 'data/eval/dev24_fullres_vis4.json.gz',
+           'data/eval/dev24_fullres_visprior.json.gz']
+OLD, NEW = ('facecloak', 8.0), ('facecloak[init=prior,mix=4]', 8.0)      # the default before and since issue #13 (visibility 0)
 PAIRS = [   # (variant, what it is compared with): printed paired below the table
     ('facecloak[parameterisation=smooth,band=0.5,init=experiments/prior_smooth05.mask,mix=4]', 'facecloak[parameterisation=smooth,band=0.5,init=prior,mix=4]'),
     ('facecloak[parameterisation=smooth_uv,band=0.4,init=experiments/prior_smooth05.mask,mix=4]', 'facecloak[parameterisation=smooth_uv,band=0.4,init=prior,mix=4]'),
@@ -28,20 +30,26 @@ PAIRS = [   # (variant, what it is compared with): printed paired below the tabl
     ('facecloak[parameterisation=smooth,band=0.7,init=prior,mix=4]', 'facecloak[parameterisation=smooth,band=0.7]'),
     ('facecloak[init=prior,mix=4,visibility=3]', 'facecloak[parameterisation=smooth,band=0.5,init=prior,mix=4]'),
     ('facecloak[init=prior,mix=4,visibility=3]', 'facecloak[init=prior,mix=4,visibility=1]'),
-    ('facecloak[init=prior,mix=4,visibility=4,steps=120]', 'facecloak[init=prior,mix=4,visibility=4]')]
+    ('facecloak[init=prior,mix=4,visibility=4,steps=120]', 'facecloak[init=prior,mix=4,visibility=4]'),
+    ('facecloak[init=experiments/prior_vis3.mask,mix=4,visibility=1]', 'facecloak[init=prior,mix=4,visibility=1]'),
+    ('facecloak[init=experiments/prior_vis3.mask,mix=4,visibility=3]', 'facecloak[init=prior,mix=4,visibility=3]')]
+VISP = [f'facecloak[init=experiments/prior_vis3.mask,mix=4,visibility={k}]' for k in (1, 3)]
 VIS = ['facecloak[init=prior,mix=4]'] + [f'facecloak[init=prior,mix=4,visibility={k}]' for k in (1, 3, 4)]
-FAMILIES = {'pixel mask, prior + mix 4: visibility term 0 (default), 1, 3, 4 (ε 8)': VIS}   # drawn as one line each
+FAMILIES = {"pixel mask, prior + mix 4: visibility term 0 (issue #13's default), 1 (today's), 3, 4 (ε 8)": VIS,
+            'pixel mask, visibility prior + mix 4: visibility term 1, 3 (ε 8)': VISP}   # drawn as one line each
 LABELS = {'facecloak': 'pixel mask (old default: no prior, no mix)',
-          'facecloak[init=prior,mix=4]': 'pixel mask, prior + mix 4 (default today)',
+          'facecloak[init=prior,mix=4]': "pixel mask, prior + mix 4 (issue #13's default)",
           'facecloak[parameterisation=smooth,band=0.5,init=prior,mix=4]': 'band-limited σ 0.5, prior + mix 4',
           'facecloak[parameterisation=smooth_uv,band=0.4,init=prior,mix=4]': '3D surface, band-limited σ 0.4, prior + mix 4',
           'facecloak[parameterisation=smooth,band=0.5,init=experiments/prior_smooth05.mask,mix=4]': 'band-limited σ 0.5, band-limited prior + mix 4',
           'facecloak[parameterisation=smooth_uv,band=0.4,init=experiments/prior_smooth05.mask,mix=4]': '3D surface, band-limited σ 0.4, band-limited prior + mix 4',
           'facecloak[parameterisation=smooth,band=0.7,init=prior,mix=4]': 'band-limited σ 0.7, prior + mix 4',
-          'facecloak[init=prior,mix=4,visibility=1]': 'pixel mask, prior + mix 4, visibility term 1',
+          'facecloak[init=prior,mix=4,visibility=1]': 'pixel mask, prior + mix 4, visibility term 1 (default today)',
           'facecloak[init=prior,mix=4,visibility=3]': 'pixel mask, prior + mix 4, visibility term 3',
           'facecloak[init=prior,mix=4,visibility=4]': 'pixel mask, prior + mix 4, visibility term 4',
           'facecloak[init=prior,mix=4,visibility=4,steps=120]': 'pixel mask, prior + mix 4, visibility term 4, 120 steps',
+          'facecloak[init=experiments/prior_vis3.mask,mix=4,visibility=1]': 'pixel mask, visibility prior + mix 4, visibility term 1',
+          'facecloak[init=experiments/prior_vis3.mask,mix=4,visibility=3]': 'pixel mask, visibility prior + mix 4, visibility term 3',
           'facecloak[parameterisation=smooth_uv,band=0.5,init=prior]': '3D surface, band-limited σ 0.5, from the prior',
           'facecloak[parameterisation=smooth_uv,band=0.4,init=prior]': '3D surface, band-limited σ 0.4, from the prior', 'facecloak[parameterisation=smooth,band=0.7]': 'band-limited, σ 0.7 px',
           'facecloak[perceptual=0.6]': 'pixel mask + perceptual map 0.6',
@@ -97,7 +105,7 @@ def main(argv=None):
     recs = load_records(RECORDS, warn=lambda m: print(m, file=sys.stderr))
     if not recs: raise SystemExit('no record found: run the commands in experiments/fullres.md')
     rs = rows(recs)
-    print('| mask | ε | people | black-box top-1 | vs old default ± SE (up / down) | vs default today ± SE (up / down) | '
+    print("| mask | ε | people | black-box top-1 | vs old default ± SE (up / down) | vs issue #13's default ± SE (up / down) | "
           'after JPEG q75 | white-box | face SSIM, full resolution | face PSNR, full resolution | face SSIM, LFW 250 px | learn s |')
     print('|---|---|---|---|---|---|---|---|---|---|---|---|')
     for r in rs:
@@ -116,17 +124,17 @@ def main(argv=None):
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(10, 4.6))
         colours = plt.get_cmap('tab20').colors
-        drawn = {m for ms in FAMILIES.values() for m in ms[1:]}            # the families' own line shows these
+        drawn = {m for ms in FAMILIES.values() for m in ms} - {NEW[0]}     # the families' own lines show these (the default has its ε line)
         for k, m in enumerate(dict.fromkeys(r['method'] for r in rs if r['method'] not in drawn)):     # a colour and a marker each
             pts = sorted((r['portrait_ssim'], r['black'], r['epsilon']) for r in rs if r['method'] == m)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], '-', marker='osD^v'[k % 5], color=colours[(2 * k) % 20 + (k >= 10)],
                     label=LABELS.get(m, m))
             for x, y, e in pts: ax.annotate(f'ε {e:g}', (x, y), textcoords='offset points', xytext=(4, 4), fontsize=7)
-        for label, ms in FAMILIES.items():         # one knob at ε 8: a line through its settings
+        for (label, ms), style in zip(FAMILIES.items(), ('k-o', 'm-s')):         # one knob at ε 8: a line through its settings
             pts = [next(((r['portrait_ssim'], r['black']) for r in rs if (r['method'], r['epsilon']) == (m, 8.0)), None) for m in ms]
             pts = [(p, m) for p, m in zip(pts, ms) if p is not None]
             if len(pts) < 2: continue
-            ax.plot([p[0] for p, _ in pts], [p[1] for p, _ in pts], 'k-o', lw=2, alpha=.6, label=label)
+            ax.plot([p[0] for p, _ in pts], [p[1] for p, _ in pts], style, lw=2, alpha=.6, label=label)
             for (x, y), m in pts: ax.annotate(m.split('visibility=')[1].rstrip(']').split(',')[0] if 'visibility=' in m else '0', (x, y),
                                               textcoords='offset points', xytext=(-10, -10), fontsize=8, weight='bold')
         ax.axvline(0.97, color='grey', ls=':', lw=1)

@@ -2,7 +2,7 @@
 
     python experiments/test_table.py [--default SPEC] [--out figures/eval/test_split.png]
 
-Every method of the test-split records (data/eval/test_main.json.gz and test_new.json.gz: 62 LFW people never
+Every method of the test-split records (data/eval/test_main.json.gz, test_new.json.gz and test_vis.json.gz: 62 LFW people never
 used for a decision) gets one row: people, black-box top-1 identification protection after the attacker's JPEG
 q90 read (clean), after JPEG q75 and q50, white-box top-1, the leave-one-model-out mean (test_loo.json.gz, where
 the method was run with `--mode loo`), face SSIM, learning seconds and seconds per photo. The last column is the
@@ -12,19 +12,23 @@ Only people that every record holds complete are counted, so the rows compare th
 Every method is named by the spec it ran, so the names mean the same under today's code: test_main was made by the
 code before the default changed (commit d82a822) and its rows were renamed once to what they ran
 (`facecloak` -> `facecloak[init=zero,mix=0]`, ...; `facecloak.evaluate.rename_methods`, noted in the record's
-`renamed`). Today's default, `facecloak[init=prior,mix=4]`, is the row the others are paired against.
+`renamed`). The visibility term's default changed after test_new, test_loo and test_refine_new were made
+(0 -> 1, issue #14): their learnt methods are read with `facecloak.evaluate.pin_defaults`, which spells the value
+they ran with (`facecloak[init=prior,mix=4]` -> `facecloak[init=prior,mix=4,visibility=0]`). Today's default,
+`facecloak[init=prior,mix=4,visibility=1]` (test_vis), is the row the others are paired against.
 
-A second table puts the refine dial started from today's default mask (test_refine_new.json.gz) beside that default
-(test_new.json.gz), over the people both hold complete; a third pairs it per person with the same dial started from
-the old default's mask (test_main.json.gz), over the people both records hold.
+A second table puts the refine dial started from the previous default's mask (test_refine_new.json.gz) beside that
+default (test_new.json.gz), over the people both hold complete; a third pairs it per person with the same dial
+started from the old default's mask (test_main.json.gz), over the people both records hold.
 """
 import argparse, sys
 from pathlib import Path
 
-RECORDS = ['data/eval/test_main.json.gz', 'data/eval/test_new.json.gz']
+RECORDS = ['data/eval/test_main.json.gz', 'data/eval/test_new.json.gz', 'data/eval/test_vis.json.gz']
 LOO = 'data/eval/test_loo.json.gz'
-REFINE = 'data/eval/test_refine_new.json.gz'   # the refine dial from today's default mask (its own people)
-DEFAULT = 'facecloak[init=prior,mix=4]'   # learn_mask's defaults since issue #13, spelled out
+REFINE = 'data/eval/test_refine_new.json.gz'   # the refine dial from the previous default's mask (its own people)
+DEFAULT = 'facecloak[init=prior,mix=4,visibility=1]'   # learn_mask's defaults since issue #14's visibility term, spelled out
+PREVIOUS = 'facecloak[init=prior,mix=4,visibility=0]'  # ... before it (issue #13's prior and mixing): test_new
 
 
 def _print(rs, n, default):
@@ -46,21 +50,23 @@ def main(argv=None):
     ap.add_argument('--default', default=DEFAULT, help='the method the others are paired against')
     ap.add_argument('--out', default=None)
     a = ap.parse_args(argv)
-    from facecloak.evaluate import load_record, load_records, paired, split_table
-    recs = load_records(RECORDS, warn=lambda m: print(m, file=sys.stderr))
+    from facecloak.evaluate import load_record, load_records, paired, pin_defaults, split_table
+    pin = lambda r: None if r is None else pin_defaults(r)          # every method under the spec it ran
+    recs = [pin(r) for r in load_records(RECORDS, warn=lambda m: print(m, file=sys.stderr))]
     if not recs: sys.exit('no test-split record found')
-    rs, n = split_table(recs, a.default, loo=load_record(LOO))
+    rs, n = split_table(recs, a.default, loo=pin(load_record(LOO)))
     _print(rs, n, a.default)
-    ref = load_record(REFINE)
-    if ref is not None and len(recs) > 1:
-        rr, nr = split_table([recs[-1], ref], a.default)
-        print(f'\nThe refine dial from `{a.default}`:\n')
-        _print(rr, nr, a.default)
-        old = next((r for r in recs if any(x['method'] == 'facecloak[init=zero,mix=0,refine=5]' for x in r['records'])), None)
+    ref, prev = pin(load_record(REFINE)), next((r for r in recs if PREVIOUS in r['config']['methods']), None)
+    if ref is not None and prev is not None:
+        rr, nr = split_table([prev, ref], PREVIOUS)
+        print(f'\nThe refine dial from `{PREVIOUS}`:\n')
+        _print(rr, nr, PREVIOUS)
+        old = next((r for r in recs if any(x['method'] == 'facecloak[init=zero,mix=0,refine=5,visibility=0]' for x in r['records'])), None)
         if old is not None:
-            print('\n| refine K | from the old mask | from today\'s | today\'s start − old ± SE (up / down) | after JPEG q75 |\n|---|---|---|---|---|')
+            print('\n| refine K | from the old mask | from the previous default\'s | its start − old ± SE (up / down) | after JPEG q75 |\n|---|---|---|---|---|')
             for k in (5, 20):
-                p = {c: paired(old, f'facecloak[init=zero,mix=0,refine={k}]', f'{a.default[:-1]},refine={k}]', other=ref, condition=c)
+                p = {c: paired(old, f'facecloak[init=zero,mix=0,refine={k},visibility=0]', f'{PREVIOUS[:-len(",visibility=0]")]},refine={k},visibility=0]',
+                               other=ref, condition=c)
                      for c in ('clean', 'jpeg75')}
                 print(f"| {k} | {p['clean']['base_mean']:.3f} | {p['clean']['mean']:.3f} | {p['clean']['diff']:+.3f} ± {p['clean']['se']:.3f} "
                       f"({p['clean']['up']} / {p['clean']['down']}, n {p['clean']['n']}) | {p['jpeg75']['diff']:+.3f} ± {p['jpeg75']['se']:.3f} |")

@@ -20,9 +20,10 @@ IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif',
 
 # %% auto 0
 __all__ = ['EXIT_OK', 'EXIT_SKIPPED', 'EXIT_USAGE', 'EXIT_NOTHING', 'IMAGE_EXTS', 'FORMATS', 'CHUNK', 'CHUNK_PIXELS', 'TINY',
-           'iter_inputs', 'safe_name', 'out_format', 'output_path', 'clean_exif', 'save_photo', 'Report',
-           'config_options', 'cmd_learn', 'chunks', 'protect_image', 'protect_chunk', 'cmd_apply', 'protect_clip',
-           'check_photo', 'cmd_check', 'demo_verdict', 'cmd_demo', 'eval_config', 'cmd_eval', 'parser', 'main']
+           'iter_inputs', 'safe_name', 'out_format', 'output_path', 'clean_exif', 'jpeg_options', 'save_photo',
+           'Report', 'config_options', 'cmd_learn', 'chunks', 'protect_image', 'protect_chunk', 'cmd_apply',
+           'protect_clip', 'check_photo', 'cmd_check', 'demo_verdict', 'cmd_demo', 'eval_config', 'cmd_eval', 'parser',
+           'main']
 
 # %% ../nbs/08_cli.ipynb
 def iter_inputs(paths, videos: bool = False) -> list[tuple[Path, Path, str | None]]:
@@ -97,6 +98,10 @@ def clean_exif(exif: Image.Exif | None, keep: bool = False) -> bytes:
     except Exception: pass
     return e.tobytes()
 
+def jpeg_options(quality: int) -> dict:
+    "How `facecloak apply` writes a JPEG: full-resolution colour (no chroma subsampling) from quality 90 up."
+    return dict(quality=quality, subsampling=0 if quality >= 90 else 2)
+
 def save_photo(img: Image.Image, dst, *, like: Image.Image | None = None, pil_format: str = 'JPEG',
                quality: int = 95, keep_exif: bool = False, overwrite: bool = False) -> Path:
     "Write `img` to `dst` atomically, with the colour profile of `like` and cleaned EXIF."
@@ -109,7 +114,7 @@ def save_photo(img: Image.Image, dst, *, like: Image.Image | None = None, pil_fo
     ex = clean_exif(like.getexif() if like is not None else None, keep_exif)
     if ex and pil_format in ('JPEG', 'WEBP', 'PNG', 'TIFF'): kw['exif'] = ex
     if pil_format == 'JPEG':
-        kw.update(quality=quality, subsampling=0 if quality >= 90 else 2)
+        kw.update(jpeg_options(quality))
         if img.mode not in ('RGB', 'L', 'CMYK'): img = img.convert('RGB')
     elif pil_format == 'WEBP': kw.update(quality=quality)
     elif pil_format == 'BMP' and img.mode not in ('RGB', 'L', '1', 'P'): img = img.convert('RGB')
@@ -351,7 +356,7 @@ def check_photo(mask, photo, models: dict, *, original=None, simulate: bool = Fa
     import torch
     given = load_photo(photo)
     if simulate:
-        b = io.BytesIO(); mask.apply(given).save(b, 'JPEG', quality=quality)
+        b = io.BytesIO(); mask.apply(given).save(b, 'JPEG', **jpeg_options(quality))    # as `apply` would write it
         before_im, after_im = given, load_photo(b.getvalue())
     else: before_im, after_im = (load_photo(original) if original is not None else None), given
     out = {}

@@ -783,7 +783,7 @@ class CloakConfig:
     parameterisation: str = 'pixel'    # a PARAMETERISATIONS key: how δ is represented ('smooth': band-limited; 'uv': on the face's surface; 'smooth_uv': both)
     band: float = 1.0                  # 'smooth', 'smooth_uv': σ (aligned px / texels) of their Gaussian band limit
     perceptual: float = 0.0            # share of the cap the perceptual (JND) map may take away on flat skin: cap = ε·[1 - p, 1]; 0: off
-    visibility: float = 0.0            # weight of the `visibility` term (1 - SSIM of an image with δ, magnified) in the loss; 0: off
+    visibility: float = 1.0            # weight of the `visibility` term (1 - SSIM of an image with δ, magnified) in the loss; 0: off
     visibility_scale: float = 4.0      # ... the magnification it is seen at (a 1024² portrait's face is ~4-5x the aligned size)
     # input transforms
     diversity: dict = field(default_factory=_default_diversity)   # {TRANSFORMS name: parameters}, applied in order; {} or False: none
@@ -806,6 +806,7 @@ class CloakConfig:
     def __post_init__(self):
         if self.diversity is False: self.diversity = {}
         if self.diversity is True: self.diversity = _default_diversity()
+        _check_types(self)                 # a number where a number belongs, before any range check compares it
         self.size = tuple(int(s) for s in self.size)
         _check(0 < self.epsilon <= 1, f"epsilon must be in (0, 1] in pixel units (8/255 = {8/255:.4f}), got {self.epsilon}")
         _check(self.feather >= 0, f"feather must be >= 0 pixels, got {self.feather}")
@@ -845,6 +846,17 @@ class CloakConfig:
 
 def _check(ok: bool, msg: str):
     if not ok: raise ValueError(msg)
+
+_KINDS = {'float': ('a number', (int, float, np.integer, np.floating)), 'int': ('a whole number', (int, np.integer)),
+          'bool': ('True or False', (bool, np.bool_)), 'str': ('a name', (str,))}
+
+def _check_types(cfg):
+    "Each number, flag or name field of `cfg` holds one (`step_size` may be None): `--set visibility=high` is refused by name."
+    for f in fields(cfg):
+        v, t = getattr(cfg, f.name), f.type.removesuffix(' | None')
+        if t not in _KINDS or (v is None and f.type.endswith('| None')): continue
+        what, kinds = _KINDS[t]
+        _check(isinstance(v, kinds) and (t == 'bool' or not isinstance(v, (bool, np.bool_))), f"{f.name} must be {what}, got {v!r}")
 
 def _one_of(what: str, value, allowed):
     if value not in allowed: raise ValueError(f"unknown {what} {value!r}: use one of {', '.join(map(repr, allowed))}")
@@ -1312,12 +1324,14 @@ Mask.apply_video = _mask_apply_video
 
 def _mask_refined(self: Mask, images, steps: int, *, surrogates=None, device=None, progress: bool = False, **overrides) -> Mask:
     """This mask after `steps` more learning steps on the aligned `images` alone (the photo it is about to be
-    applied to), starting from its own δ: the same ε, anchor and options, away from that photo's own identity.
+    applied to), starting from its own δ: the same ε, anchor and options (less the visibility term), away from that
+    photo's own identity.
     `surrogates`: default the mask's own (loaded by name)."""
     known = {f.name for f in fields(CloakConfig)}
     opts = {k: v for k, v in self.meta.get('options', {}).items() if k in known}
     cfg = make_config(CloakConfig(**opts), dict(dict(epsilon=self.epsilon, feather=self.feather, size=self.size,
-                      template=self.template, w_similar=0.0, mix=0, keep_reference_image=False, steps=int(steps)), **overrides))
+                      template=self.template, w_similar=0.0, mix=0, keep_reference_image=False, steps=int(steps),
+                      visibility=0.0), **overrides))     # per-photo steps skip the visibility term: it would double their cost
     return learn_mask(images=aligned_images(images, self.size), config=cfg, anchor=self.anchor_embeddings or None,
                       surrogates=surrogates or self.surrogates, init=self, device=device, progress=progress)
 Mask.refined = _mask_refined
@@ -1330,15 +1344,17 @@ def prior_photos(n_people: int = 1000, *, seed: int = 0) -> list[Path]:
     return [v[0] for v in pool_people('lfw', n_people=n_people, per_person=1, seed=seed).values()]
 
 def learn_prior(photos=None, *, n_people: int = 1000, config: CloakConfig | None = None, surrogates=None, device=None,
-                progress: bool = True, **overrides) -> Mask:
+                progress: bool = True, init='zero', **overrides) -> Mask:
     """A universal mask over many people's `photos` (default `prior_photos(n_people)`): each photo pushed from its
-    own identity, no anchor, a uniform budget; defaults 600 steps of 16 photos, overridable like `learn_mask`."""
+    own identity, no anchor, a uniform budget; defaults 600 steps of 16 photos, overridable like `learn_mask`.
+    `init`: where it starts, as `learn_mask`'s ('zero'; 'prior' or a mask goes on from that prior)."""
     x = photos if torch.is_tensor(photos) else align.align_paths(photos or prior_photos(n_people), on_missing='skip',
                                                                   device='cpu', progress=progress)
-    base = dict(w_anchor=0.0, w_similar=0.0, leakage_weight=0.0, steps=600, batch_size=16, mix=0, keep_reference_image=False)
+    base = dict(w_anchor=0.0, w_similar=0.0, leakage_weight=0.0, steps=600, batch_size=16, mix=0, keep_reference_image=False,
+                visibility=0.0)     # the shipped prior's recipe: it spends the whole budget, the personal mask decides what shows
     cfg = make_config(config or CloakConfig(**base), {} if config else overrides, also=LEARN_INPUTS)
     return learn_mask(images=x, reference='each', config=cfg, surrogates=surrogates, device=device, progress=progress,
-                      init='zero')
+                      init=init)
 
 _OTHERS: dict = {}              # aligned photos of other people, per (people, size, template), for `mix`
 

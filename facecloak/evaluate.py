@@ -20,12 +20,13 @@ from .assets import lfw_people, lfw_roles, cache_dir
 from .core import atomic_write, jpeg, local_cluster
 
 # %% auto 0
-__all__ = ['DEV_PEOPLE', 'SPLIT_MIN_PHOTOS', 'CONDITIONS', 'METHODS', 'Subject', 'split_people', 'subjects', 'attacker_align',
-           'embed', 'Gallery', 'protection', 'verification', 'reverify', 'quality', 'lpips_distance', 'native_quality',
-           'portrait_photos', 'portrait_quality', 'learn_options', 'parse_method', 'evaluate_subject', 'EvalConfig',
-           'versions', 'load_record', 'load_records', 'run_evaluation', 'summarize', 'markdown_table', 'plot_report',
-           'by_box', 'per_person', 'paired', 'lever_table', 'plot_levers', 'complete_people', 'split_table',
-           'rename_methods']
+__all__ = ['DEV_PEOPLE', 'SPLIT_MIN_PHOTOS', 'CONDITIONS', 'BASELINE', 'METHODS', 'DEFAULTS_BEFORE', 'LEARNT_WITH_DEFAULTS',
+           'Subject', 'split_people', 'subjects', 'attacker_align', 'embed', 'Gallery', 'protection', 'verification',
+           'reverify', 'quality', 'lpips_distance', 'native_quality', 'portrait_photos', 'portrait_quality',
+           'learn_options', 'parse_method', 'evaluate_subject', 'EvalConfig', 'versions', 'load_record', 'load_records',
+           'run_evaluation', 'summarize', 'markdown_table', 'plot_report', 'by_box', 'per_person', 'paired',
+           'lever_table', 'plot_levers', 'complete_people', 'split_table', 'rename_methods', 'record_defaults',
+           'unpinned', 'pin_defaults']
 
 # %% ../nbs/06_evaluate.ipynb
 @dataclass
@@ -283,6 +284,7 @@ def _prior(path: str = 'prior', epsilon: float | None = None) -> cloak.Mask:
     return m
 
 _LEARNT: dict = {}                 # masks learnt in this process, so that refine=K sweeps learn once
+BASELINE = dict(init='zero', mix=0, visibility=0.0)   # the baselines' learner: none of facecloak's later levers
 
 def _learn(subject, eps, surrogates, device, refine: int = 0, **kw):
     "`learn_mask` on the subject's learn photo (quiet unless `progress=True`), applied with `refine` steps per photo."
@@ -296,9 +298,9 @@ def _learn(subject, eps, surrogates, device, refine: int = 0, **kw):
 METHODS: dict[str, Callable] = {
     'none': lambda s, eps, sur, dev, **kw: _NoProtection(),
     'noise': lambda s, eps, sur, dev, **kw: cloak.random_mask(s.learn, eps, seed=0, **kw),
-    'pgd': lambda s, eps, sur, dev, **kw: _PerPhoto(epsilon=eps, surrogates=sur, device=dev, progress=False, **{'init': 'zero', 'mix': 0, **kw}),
-    'universal1': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **{'synth': None, 'init': 'zero', 'mix': 0, **kw}),
-    'opom': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, images=[s.learn, *s.extra], **{'init': 'zero', 'mix': 0, **kw}),
+    'pgd': lambda s, eps, sur, dev, **kw: _PerPhoto(epsilon=eps, surrogates=sur, device=dev, progress=False, **{**BASELINE, **kw}),
+    'universal1': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **{'synth': None, **BASELINE, **kw}),
+    'opom': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, images=[s.learn, *s.extra], **{**BASELINE, **kw}),
     'facecloak': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **kw),
     'facecloak_offline': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **{'synth': 'offline', **kw}),
     'facecloak_uniform': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **{'leakage_weight': 0.0, **kw}),
@@ -499,7 +501,12 @@ def run_evaluation(cfg: EvalConfig, out: str | Path, *, scheduler=None, n_worker
     cfg_d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
     if rec is not None and {**asdict(EvalConfig()), **rec['config']} != {**asdict(EvalConfig()), **cfg_d}:
         raise ValueError(f'{out} holds a run with another config; choose another output path to keep both')
-    rec = rec or dict(config=cfg_d, versions=versions(), records=[])
+    if rec is not None and (old := unpinned(rec)):
+        pinned = pin_defaults(rec)['config']['methods']
+        raise ValueError(f"{out} was made when {_said(old)}: its methods {', '.join(old)} ran with that, not today's default. "
+                         f"Choose another output path, or rewrite the record with facecloak.evaluate.pin_defaults and resume it "
+                         f"with --methods {','.join(pinned)!r}")
+    rec = rec or dict(config=cfg_d, versions=versions(), defaults=record_defaults(), records=[])
     done = {_unit_key(r) for r in rec['records']}
     subs = _cfg_subjects(cfg)
     todo = [(s, m, e) for s in subs for m in cfg.methods for e in (cfg.epsilons if m in cfg.sweep else (cfg.main_epsilon,))
@@ -706,3 +713,34 @@ def rename_methods(rec: dict, names: dict) -> dict:
     new = lambda m: names.get(m, m)
     cfg = dict(rec['config'], methods=[new(m) for m in rec['config']['methods']])
     return dict(rec, config=cfg, records=[dict(x, method=new(x['method'])) for x in rec['records']])
+
+# %% ../nbs/06_evaluate.ipynb
+DEFAULTS_BEFORE = dict(visibility=0.0)     # learn_mask options whose default changed, and their value before (the first records)
+LEARNT_WITH_DEFAULTS = ('facecloak', 'facecloak_offline', 'facecloak_uniform')   # methods that take learn_mask's defaults
+
+def record_defaults() -> dict:
+    "Today's defaults of the options in `DEFAULTS_BEFORE`: what a new record stores."
+    return {k: getattr(cloak.CloakConfig(), k) for k in DEFAULTS_BEFORE}
+
+def unpinned(rec: dict) -> dict:
+    "{method: {option: value it ran with}} of `rec`'s learnt methods that ran with a default that has changed since and do not spell it."
+    then, now, out = {**DEFAULTS_BEFORE, **rec.get('defaults', {})}, record_defaults(), {}
+    for m in rec['config']['methods']:
+        name, kw = parse_method(m)
+        miss = {k: v for k, v in then.items() if v != now[k] and k not in kw}
+        if name in LEARNT_WITH_DEFAULTS and miss: out[m] = miss
+    return out
+
+def _spell(spec: str, opts: dict) -> str:
+    "`spec` with the options `opts` added to its brackets."
+    add = ','.join(f'{k}={v:g}' if isinstance(v, (int, float)) else f'{k}={v!r}' for k, v in opts.items())
+    return f'{spec[:-1]},{add}]' if spec.endswith(']') else f'{spec}[{add}]'
+
+def _said(old: dict) -> str:
+    "'visibility defaulted to 0' for the options of `unpinned`."
+    opts = {k: v for o in old.values() for k, v in o.items()}
+    return ', '.join(f'{k} defaulted to {v:g}' if isinstance(v, (int, float)) else f'{k} defaulted to {v!r}' for k, v in opts.items())
+
+def pin_defaults(rec: dict) -> dict:
+    "`rec` with its `unpinned` methods renamed to the specs they ran, and today's `record_defaults` stored."
+    return dict(rename_methods(rec, {m: _spell(m, o) for m, o in unpinned(rec).items()}), defaults=record_defaults())

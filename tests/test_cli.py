@@ -460,6 +460,10 @@ def test_learn_init_and_set_options(tmp_path, monkeypatch, capsys):
     seen.clear()
     assert main(['learn', str(photo), '-o', str(tmp_path/'e.mask'), '--set', 'bnad=2']) == EXIT_USAGE
     assert "did you mean 'band'" in capsys.readouterr().err and not seen and not (tmp_path/'e.mask').exists()
+    for bad, why in [('visibility=high', "visibility must be a number, got 'high'"), ('steps=1.5', 'steps must be a whole number')]:
+        assert main(['learn', str(photo), '-o', str(tmp_path/'f.mask'), '--set', bad]) == EXIT_USAGE
+        err = capsys.readouterr().err
+        assert f'--set: {why}' in err and 'Traceback' not in err and not seen and not (tmp_path/'f.mask').exists()
 
 
 def torch_equal(a, b):

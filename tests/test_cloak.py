@@ -41,9 +41,9 @@ def setup():
     tiny = [Tiny(0), Tiny(1)]
     bank = build_anchor_bank(tiny, {f'id{i:02d}': [face_like(100 + i)] for i in range(10)}, device='cpu', progress=False)
     me = augment_set(face_like(7), 5, seed=0)
-    # the plain loop on stand-in models: a zero start and the person's own set only (the shipped prior and the
-    # other people's photos are for the real surrogates; learn_mask's defaults are tested in 05_cloak and test_cli)
-    kw = dict(surrogates=tiny, bank=bank, steps=8, device='cpu', progress=False, init='zero', mix=0)
+    # the plain loop on stand-in models: a zero start, the person's own set only, no visibility term (the shipped prior
+    # and the other people's photos are for the real surrogates; learn_mask's defaults are tested in 05_cloak and test_cli)
+    kw = dict(surrogates=tiny, bank=bank, steps=8, device='cpu', progress=False, init='zero', mix=0, visibility=0.0)
     return tiny, bank, me, kw, learn_mask(images=me, **kw)
 
 
@@ -174,7 +174,7 @@ def test_smooth_and_perceptual_masks_keep_the_bound_and_are_smooth_on_a_large_fa
 def test_visibility_term_makes_the_mask_less_visible_when_magnified(setup):
     "The visibility term: the same seeded run with it is within ε, less saturated, less visible magnified 4x, and still moves identity."
     tiny, bank, me, kw, m = setup
-    mv = learn_mask(images=me, visibility=8.0, **kw)
+    mv = learn_mask(images=me, **{**kw, 'visibility': 8.0})
     assert mv.delta.abs().max() <= EPS + 1e-7 and mv.meta['options']['visibility'] == 8.0
     seen = {k: float(visibility(me, mk.effective, 4.0)) for k, mk in (('plain', m), ('visibility', mv))}
     assert seen['visibility'] < 0.7 * seen['plain'], seen
@@ -380,6 +380,18 @@ def test_select_face_by_index_and_largest():
     assert mask.select_face(None, faces, 2) == 'c' and mask.select_face(None, faces, 'largest') == 'a'
     assert mask.select_face(None, faces) == 'a'   # a mask without a reference embedding: the largest
     with pytest.raises(IndexError): mask.select_face(None, faces, 3)
+
+
+def test_bench_cloak_learn_takes_cloak_options(capsys):
+    "benchmarks/bench_cloak.py _learn --set: the options reach the learnt mask (2 steps, real surrogates); bad ones are refused by name first."
+    import importlib.util, json
+    spec = importlib.util.spec_from_file_location('bench_cloak', Path(__file__).resolve().parent.parent/'benchmarks'/'bench_cloak.py')
+    bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
+    with pytest.raises(SystemExit, match="--set: visibility must be a number, got 'high'"): bench.main(['_learn', '--set', 'visibility=high'])
+    with pytest.raises(SystemExit, match="--set: unknown option 'bnad'; did you mean 'band'"): bench.main(['speed', '--set', 'bnad=1'])
+    bench.main(['_learn', '--threads', '2', '--set', 'steps=2', '--set', 'n_images=2', '--set', 'visibility=2'])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out['steps'] == 2 and out['options'] == dict(steps=2, n_images=2, visibility=2) and out['learn_s'] > 0
 
 
 def test_bench_prior_takes_cloak_options(tmp_path, capsys):

@@ -42,7 +42,7 @@ def test_tiny_evaluation_runs_resumes_and_refuses_mixing(tmp_path, capsys):
 
 
 def test_baselines_keep_their_zero_start_and_own_batches(monkeypatch):
-    "universal1, OPOM-style and per-photo PGD stay what they were (a zero start, no other people) when learn_mask's defaults move."
+    "universal1, OPOM-style and per-photo PGD stay what they were (a zero start, no other people, no visibility term) when learn_mask's defaults move."
     from types import SimpleNamespace
     from facecloak import cloak, evaluate as ev
     seen = []
@@ -51,9 +51,11 @@ def test_baselines_keep_their_zero_start_and_own_batches(monkeypatch):
     s = SimpleNamespace(name='p', learn='a.jpg', extra=['b.jpg'])
     ev.METHODS['universal1'](s, 8 / 255, None, 'cpu'); ev.METHODS['opom'](s, 8 / 255, None, 'cpu')
     pgd = ev.METHODS['pgd'](s, 8 / 255, None, 'cpu')
-    assert [(k['init'], k['mix']) for k in seen] == [('zero', 0), ('zero', 0)] and (pgd.kw['init'], pgd.kw['mix']) == ('zero', 0)
+    base = ('zero', 0, 0.0)
+    assert [(k['init'], k['mix'], k['visibility']) for k in seen] == [base, base]
+    assert (pgd.kw['init'], pgd.kw['mix'], pgd.kw['visibility']) == base
     ev.METHODS['facecloak'](s, 8 / 255, None, 'cpu')            # the method under study takes learn_mask's defaults
-    assert 'init' not in seen[-1] and 'mix' not in seen[-1]
+    assert not {'init', 'mix', 'visibility'} & set(seen[-1])
     ev.METHODS['universal1'](s, 8 / 255, None, 'cpu', mix=2)   # and a spec's own option still wins
     assert seen[-1]['mix'] == 2
 

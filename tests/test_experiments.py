@@ -99,7 +99,8 @@ def test_fullres_table_comes_from_the_committed_records(tmp_path):
     rows = _table_rows('fullres.py', ['--out', tmp_path/'t.png'], 'fullres.md', '| mask')
     assert len(rows) >= 3
     assert any('| pixel mask (old default: no prior, no mix) | 8 | 24 |' in l for l in rows), rows
-    assert any('| pixel mask, prior + mix 4 (default today) | 8 | ' in l for l in rows), rows
+    assert any("| pixel mask, prior + mix 4 (issue #13's default) | 8 | " in l for l in rows), rows
+    assert any('| pixel mask, prior + mix 4, visibility term 1 (default today) | 8 | 24 |' in l for l in rows), rows
     assert (tmp_path/'t.png').stat().st_size > 10_000
     from facecloak.evaluate import load_record, split_people
     people = {x['person'] for x in load_record(ROOT/'data'/'eval'/'dev24_fullres.json.gz')['records']}
@@ -122,12 +123,13 @@ def test_uv_pose_table_comes_from_the_committed_record(tmp_path):
 def test_test_split_table_comes_from_the_committed_records(tmp_path):
     "experiments/test_table.py rebuilds the table of experiments/test_split.md from data/eval/test_*.json.gz (test people only)."
     rows = _table_rows('test_table.py', ['--out', tmp_path/'t.png'], 'test_split.md', '| method')
-    assert any(r.startswith('| `facecloak[init=prior,mix=4]` |') for r in rows), rows          # today's default
-    for m in ('none', 'noise', 'facecloak[init=zero,mix=0]', 'universal1', 'opom', 'pgd'):          # beside the baselines
+    assert any(r.startswith('| `facecloak[init=prior,mix=4,visibility=1]` |') for r in rows), rows          # today's default
+    for m in ('none', 'noise', 'facecloak[init=zero,mix=0,visibility=0]', 'facecloak[init=prior,mix=4,visibility=0]',
+              'universal1', 'opom', 'pgd'):        # beside the baselines and the earlier defaults, under the specs they ran
         assert any(r.startswith(f'| `{m}` |') for r in rows), m
     assert (tmp_path/'t.png').stat().st_size > 10_000
     from facecloak.evaluate import load_record, split_people
     dev, test = set(split_people('dev')), set(split_people('test'))
-    for k in ('main', 'new', 'loo', 'refine_new'):
+    for k in ('main', 'new', 'loo', 'refine_new', 'vis'):
         people = {x['person'] for x in load_record(ROOT/'data'/'eval'/f'test_{k}.json.gz')['records']}
         assert len(people) >= 12 and people <= test and not people & dev, k
