@@ -130,6 +130,6 @@ def test_test_split_table_comes_from_the_committed_records(tmp_path):
     assert (tmp_path/'t.png').stat().st_size > 10_000
     from facecloak.evaluate import load_record, split_people
     dev, test = set(split_people('dev')), set(split_people('test'))
-    for k in ('main', 'new', 'loo', 'refine_new', 'vis'):
+    for k in ('main', 'new', 'loo', 'refine_new', 'vis', 'visprior'):
         people = {x['person'] for x in load_record(ROOT/'data'/'eval'/f'test_{k}.json.gz')['records']}
         assert len(people) >= 12 and people <= test and not people & dev, k
