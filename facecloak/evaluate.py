@@ -731,15 +731,17 @@ def unpinned(rec: dict) -> dict:
         if name in LEARNT_WITH_DEFAULTS and miss: out[m] = miss
     return out
 
+def _value(v) -> str: return f'{v:g}' if isinstance(v, (int, float)) else repr(v)     # as a method spec writes it
+
 def _spell(spec: str, opts: dict) -> str:
     "`spec` with the options `opts` added to its brackets."
-    add = ','.join(f'{k}={v:g}' if isinstance(v, (int, float)) else f'{k}={v!r}' for k, v in opts.items())
+    add = ','.join(f'{k}={_value(v)}' for k, v in opts.items())
     return f'{spec[:-1]},{add}]' if spec.endswith(']') else f'{spec}[{add}]'
 
 def _said(old: dict) -> str:
     "'visibility defaulted to 0' for the options of `unpinned`."
     opts = {k: v for o in old.values() for k, v in o.items()}
-    return ', '.join(f'{k} defaulted to {v:g}' if isinstance(v, (int, float)) else f'{k} defaulted to {v!r}' for k, v in opts.items())
+    return ', '.join(f'{k} defaulted to {_value(v)}' for k, v in opts.items())
 
 def pin_defaults(rec: dict) -> dict:
     "`rec` with its `unpinned` methods renamed to the specs they ran, and today's `record_defaults` stored."
