@@ -30,7 +30,10 @@ def main(argv=None):
     out = Path(a.out)
     if out.exists() and not a.overwrite: sys.exit(f'{out} exists (use --overwrite to replace it)')
     if a.people < 2 or a.steps < 1 or a.batch < 1: sys.exit('--people must be >= 2, --steps and --batch >= 1')
-    from facecloak.cloak import learn_prior, prior_photos
+    from facecloak.cloak import learn_prior, prior_photos, load_prior, MaskFileError
+    if a.init != 'zero':                    # a start that cannot be read is refused before any photo is aligned
+        try: load_prior(a.init)
+        except (OSError, MaskFileError) as e: sys.exit(f'--init: {e}')
     t0 = time.time()
     photos = prior_photos(a.people, seed=a.seed)
     prior = learn_prior(photos, epsilon=a.eps / 255, steps=a.steps, batch_size=a.batch, seed=a.seed, device=a.device,

@@ -2,7 +2,7 @@
 
     python experiments/test_table.py [--default SPEC] [--out figures/eval/test_split.png]
 
-Every method of the test-split records (data/eval/test_main.json.gz, test_new.json.gz and test_vis.json.gz: 62 LFW people never
+Every method of the test-split records (data/eval/test_main.json.gz, test_new.json.gz, test_vis.json.gz and test_mix8.json.gz: 62 LFW people never
 used for a decision) gets one row: people, black-box top-1 identification protection after the attacker's JPEG
 q90 read (clean), after JPEG q75 and q50, white-box top-1, the leave-one-model-out mean (test_loo.json.gz, where
 the method was run with `--mode loo`), face SSIM, learning seconds and seconds per photo. The last column is the
@@ -24,7 +24,7 @@ started from the old default's mask (test_main.json.gz), over the people both re
 import argparse, sys
 from pathlib import Path
 
-RECORDS = ['data/eval/test_main.json.gz', 'data/eval/test_new.json.gz', 'data/eval/test_vis.json.gz']
+RECORDS = ['data/eval/test_main.json.gz', 'data/eval/test_new.json.gz', 'data/eval/test_vis.json.gz', 'data/eval/test_mix8.json.gz']
 LOO = 'data/eval/test_loo.json.gz'
 REFINE = 'data/eval/test_refine_new.json.gz'   # the refine dial from the previous default's mask (its own people)
 DEFAULT = 'facecloak[init=prior,mix=4,visibility=1]'   # learn_mask's defaults since issue #14's visibility term, spelled out

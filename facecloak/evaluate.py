@@ -375,7 +375,8 @@ def evaluate_subject(subject: Subject, method: str, epsilon: float, *, targets: 
                      method_kw: dict | None = None, portraits: int = 0, folds=None) -> list[dict]:
     """Records of protection per target/condition, and image quality, for one subject and one method.
     `method_kw`: extra keywords for the method (e.g. a prebuilt anchor `bank=`), not part of the record;
-    `portraits`: also the full-resolution face quality on that many large portraits (`portrait_quality`);
+    `portraits`: also the full-resolution face quality on that many large portraits (`portrait_quality`: the means,
+    and `portrait_ssim_face_each`, each portrait's face SSIM in order);
     `folds`: in 'loo' mode, the targets that get a fold (default all of them)."""
     recs, base = [], dict(person=subject.name, method=method, epsilon=round(epsilon * 255, 3), mode=mode, fmt=fmt)
     # in 'loo' mode a mask is learned per target, with every other model as surrogate
@@ -397,7 +398,8 @@ def evaluate_subject(subject: Subject, method: str, epsilon: float, *, targets: 
                                  **_quality_record(subject.probes, written, lpips_net)))
                 if portraits:
                     pq = portrait_quality(masker, portrait_photos(portraits), lpips_net=lpips_net)
-                    recs[-1].update({f'portrait_{k}': v for k, v in pq.items() if k != 'per_photo'})
+                    recs[-1].update({f'portrait_{k}': v for k, v in pq.items() if k != 'per_photo'},   # and each portrait's, in order
+                                    portrait_ssim_face_each=[round(r['ssim_face'], 5) for r in pq['per_photo']])
             for cond in conditions:
                 x, found = attacker_align(_degrade(written, cond, d), cache=False)
                 for tname in ([target] if target else targets):

@@ -415,3 +415,16 @@ def test_bench_prior_takes_cloak_options(tmp_path, capsys):
     d, dp = (mk.delta[0].permute(1, 2, 0).numpy() for mk in (m, Mask.load(tmp_path/'pixel.mask')))
     assert 0 < np.abs(d).max() <= EPS + 1e-7 and _high_freq(d, 1.0) < 0.5 * _high_freq(dp, 1.0), (_high_freq(d, 1.0), _high_freq(dp, 1.0))
     with pytest.raises(SystemExit, match='exists'): bench.main(args + ['--out', str(out)])   # kept unless --overwrite
+    # --init: one more step goes on from a given prior (it moves each pixel by at most one step α from it) ...
+    with pytest.raises(SystemExit, match='--init: no prior mask at .*nope.mask'):
+        bench.main(args[:-4] + ['--init', str(tmp_path/'nope.mask'), '--out', str(tmp_path/'nope_out.mask')])
+    assert not (tmp_path/'nope_out.mask').exists()
+    on = tmp_path/'on.mask'
+    bench.main(args[:-4] + ['--steps', '1', '--init', str(tmp_path/'pixel.mask'), '--out', str(on)])
+    capsys.readouterr()
+    mo = Mask.load(on)
+    alpha = mo.meta['step_size']
+    start, went_on = dp, mo.delta[0].permute(1, 2, 0).numpy()
+    assert mo.meta['init'] == 'mask file pixel.mask' and '--init' in mo.meta['provenance']['command']
+    assert 0 < np.abs(went_on - start).max() <= alpha + 1e-6
+    assert np.abs(went_on).max() > 1.5 * alpha      # ... which one step from zero could not reach

@@ -82,3 +82,20 @@ def test_dask_evaluation_uses_local_cluster(monkeypatch, tmp_path):
     with pytest.raises(Started):
         run_evaluation(EvalConfig(**TINY), tmp_path/'r.json', scheduler='local', n_workers=2, memory_limit='1GB', progress=False)
     assert made == [(2, '1GB')]
+
+
+def test_portraits_are_recorded_photo_by_photo(tmp_path):
+    "`--portraits N`: each method's face SSIM at full size on N large portraits, the mean and each portrait's in order (so a subset can be compared)."
+    import numpy as np
+    from facecloak.cli import TINY
+    from facecloak.evaluate import portrait_photos, portrait_quality
+    from facecloak.cloak import random_mask
+    cfg = EvalConfig(**dict(TINY, n_subjects=1, methods=('noise',), conditions=('clean',), portraits=3))
+    rec = run_evaluation(cfg, tmp_path/'p.json.gz', progress=False)
+    (q,) = [r for r in rec['records'] if r['kind'] == 'quality']
+    each = q['portrait_ssim_face_each']
+    assert q['portrait_n'] == len(each) == 3 and 0.5 < min(each) and max(each) < 1
+    assert abs(np.mean(each) - q['portrait_ssim_face']) < 1e-4
+    # the order is portrait_photos' order: the first one alone reads as the record's first entry
+    one = portrait_quality(random_mask(epsilon=8 / 255, seed=0), portrait_photos(1))     # the 'noise' method's mask
+    assert one['n'] == 1 and abs(one['ssim_face'] - each[0]) < 1e-4

@@ -105,6 +105,12 @@ def test_fullres_table_comes_from_the_committed_records(tmp_path):
     from facecloak.evaluate import load_record, split_people
     people = {x['person'] for x in load_record(ROOT/'data'/'eval'/'dev24_fullres.json.gz')['records']}
     assert len(people) == 24 and people <= set(split_people('dev')) and not people & set(split_people('test'))
+    for name in ('dev24_fullres_recipe', 'dev24_fullres_mix8'):     # the runs measured on all 56 portraits: the same 24 people
+        rec = load_record(ROOT/'data'/'eval'/f'{name}.json.gz')
+        assert {x['person'] for x in rec['records']} == people, name
+        assert all(len(x['portrait_ssim_face_each']) == x['portrait_n'] == 56 for x in rec['records'] if x['kind'] == 'quality')
+    stack = next(l for l in rows if l.startswith('| pixel mask, visibility prior + mix 8, visibility term 4, 120 steps | 8 | 24 |'))
+    assert float(stack.split(' | ')[9]) >= 0.97, stack        # its face SSIM on all 56 portraits (the issue's goal line)
 
 
 def test_uv_pose_table_comes_from_the_committed_record(tmp_path):
@@ -124,12 +130,13 @@ def test_test_split_table_comes_from_the_committed_records(tmp_path):
     "experiments/test_table.py rebuilds the table of experiments/test_split.md from data/eval/test_*.json.gz (test people only)."
     rows = _table_rows('test_table.py', ['--out', tmp_path/'t.png'], 'test_split.md', '| method')
     assert any(r.startswith('| `facecloak[init=prior,mix=4,visibility=1]` |') for r in rows), rows          # today's default
+    assert any(r.startswith('| `facecloak[init=prior,mix=8,visibility=1]` |') for r in rows), rows          # 8 other people per batch
     for m in ('none', 'noise', 'facecloak[init=zero,mix=0,visibility=0]', 'facecloak[init=prior,mix=4,visibility=0]',
               'universal1', 'opom', 'pgd'):        # beside the baselines and the earlier defaults, under the specs they ran
         assert any(r.startswith(f'| `{m}` |') for r in rows), m
     assert (tmp_path/'t.png').stat().st_size > 10_000
     from facecloak.evaluate import load_record, split_people
     dev, test = set(split_people('dev')), set(split_people('test'))
-    for k in ('main', 'new', 'loo', 'refine_new', 'vis', 'visprior'):
+    for k in ('main', 'new', 'loo', 'refine_new', 'vis', 'visprior', 'mix8'):
         people = {x['person'] for x in load_record(ROOT/'data'/'eval'/f'test_{k}.json.gz')['records']}
         assert len(people) >= 12 and people <= test and not people & dev, k
