@@ -4,7 +4,8 @@
 
 Reads the development-split records of experiments/fullres.md (a missing one is reported and left out) and prints
 a markdown table: for every (method, ε) its black-box top-1 protection (clean and after JPEG q75), white-box top-1,
-its face SSIM and PSNR at the photo's own size on the large portraits (`portrait_ssim_face`), and the paired
+its face SSIM and PSNR at the photo's own size on the large portraits (on the first 6, which every run measured, and
+on all 56 CelebA-HQ portraits where a run measured them: `portrait_ssim_face_each`, `portrait_ssim_face`), and the paired
 difference against the old default (`facecloak` at 8/255 in these records: no prior, no mixed batches) and against
 issue #13's default (`facecloak[init=prior,mix=4]` at 8/255; these records were made while the visibility term
 defaulted to 0, so that spec ran without it, and `facecloak[init=prior,mix=4,visibility=1]` is today's default)
