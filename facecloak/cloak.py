@@ -30,9 +30,9 @@ __all__ = ['FORMAT', 'FORMAT_VERSION', 'READABLE_VERSIONS', 'LOSS_TERMS', 'TRANS
            'random_jpeg', 'block_shuffle', 'structure_invariant', 'elastic', 'intensity_scale', 'admix',
            'input_transforms', 'diversify', 'convolutions', 'at_depth', 'model_dropout', 'feature_taps', 'PixelMask',
            'SmoothMask', 'surface_maps', 'to_surface', 'on_surface', 'UVMask', 'SmoothUVMask', 'MIFGSM', 'AdamTanh',
-           'CloakConfig', 'make_config', 'Mask', 'random_mask', 'batch_indices', 'clean_features', 'resolve_init',
-           'learn_mask', 'MaskFileError', 'FaceTooSmallError', 'prior_photos', 'learn_prior', 'other_people',
-           'mixed_set', 'load_prior']
+           'CloakConfig', 'make_config', 'Mask', 'random_mask', 'batch_indices', 'clean_features', 'pull_term',
+           'resolve_init', 'learn_mask', 'MaskFileError', 'FaceTooSmallError', 'prior_photos', 'learn_prior',
+           'other_people', 'mixed_set', 'load_prior']
 
 # %% ../nbs/05_cloak.ipynb
 FORMAT = 'facecloak-mask'
@@ -785,6 +785,7 @@ class CloakConfig:
     perceptual: float = 0.0            # share of the cap the perceptual (JND) map may take away on flat skin: cap = ε·[1 - p, 1]; 0: off
     visibility: float = 1.0            # weight of the `visibility` term (1 - SSIM of an image with δ, magnified) in the loss; 0: off
     visibility_scale: float = 4.0      # ... the magnification it is seen at (a 1024² portrait's face is ~4-5x the aligned size)
+    pull: float = 0.0                  # weight of the pull toward the start (`init`, e.g. the prior): mean ((δ - δ₀)/ε)² in the loss; 0: off
     # input transforms
     diversity: dict = field(default_factory=_default_diversity)   # {TRANSFORMS name: parameters}, applied in order; {} or False: none
     model_dropout: float = 0.0         # dropout rate on the surrogates' convolution outputs while learning (model augmentation); 0: off
@@ -821,6 +822,7 @@ class CloakConfig:
         _check(self.mix >= 0 and self.mix_pool >= (1 if self.mix else 0), f"mix must be >= 0 and mix_pool >= 1, got {self.mix}, {self.mix_pool}")
         _check(self.band > 0, f"band must be > 0 aligned pixels, got {self.band}")
         _check(0 <= self.perceptual <= 1, f"perceptual must be in [0, 1], got {self.perceptual}")
+        _check(self.pull >= 0, f"pull must be >= 0, got {self.pull}")
         _check(self.visibility >= 0 and self.visibility_scale >= 1,
                f"visibility must be >= 0 and visibility_scale >= 1, got {self.visibility}, {self.visibility_scale}")
         _check(len(self.size) == 2, f"size must be (H, W), got {self.size}")
@@ -980,10 +982,15 @@ def clean_features(mods, taps, x, gen, transforms) -> list:
     gen.set_state(state)           # the masked batch draws the same transforms
     return [taps[k].detach() for k in range(len(mods))]
 
+def pull_term(delta, start, epsilon: float) -> torch.Tensor:
+    "Mean ((δ − δ₀)/ε)²: how far the mask `delta` has moved from where it started (`start` broadcasts); 0 at the start."
+    return ((delta - start) / epsilon).pow(2).mean()
+
 def _optimise(mods, x_set, targets: Targets, window, policy, cfg: CloakConfig, gen, callback=None, progress=True,
               n_own: int | None = None) -> list:
     """The one loop: a random batch (the first `n_own` images are the person's, any after them other people's), masked by
     `policy.delta()`, transformed and scored; `policy` steps. The history."""
+    start = policy.delta(torch.arange(len(x_set), device=x_set.device)).detach().clone() if cfg.pull else None   # δ₀ (a copy: θ changes in place)
     transforms, weights, hist = input_transforms(cfg.diversity), cfg.loss_weights, []
     bar = tqdm(range(cfg.steps), disable=not progress, desc='learning mask', leave=False)
     use_feats = needs_features(weights)
@@ -997,6 +1004,7 @@ def _optimise(mods, x_set, targets: Targets, window, policy, cfg: CloakConfig, g
             embs = [m(x).float() for m in mods]
             feats = [(taps[k], clean[k]) for k in range(len(mods))] if use_feats else None
             loss, stats = identity_loss(embs, targets.rows(idx), weights, feats)
+            if cfg.pull: loss = loss + cfg.pull * pull_term(d, window * (start if len(start) == 1 else start[idx]), cfg.epsilon)
             if cfg.visibility:     # on the batch's first image (one of the person's own, at random): magnified SSIM is costly
                 loss = loss + cfg.visibility * visibility(x_set[idx[:1]], d[:1], cfg.visibility_scale)
             policy.step(torch.autograd.grad(loss, policy.params()))

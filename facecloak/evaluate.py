@@ -689,10 +689,12 @@ def complete_people(rec: dict) -> set:
         if x['kind'] == 'quality': have.setdefault(x['person'], set()).add(x['method'])
     return {p for p, ms in have.items() if set(rec['config']['methods']) <= ms}
 
-def split_table(recs: list, default: str, loo: dict | None = None) -> tuple[list[dict], int]:
+def split_table(recs: list, default: str, loo: dict | list | None = None) -> tuple[list[dict], int]:
     """One row per method of `recs` over the people complete in all of them: black-box top-1 clean / JPEG q75 / q50,
-    white-box, the LOO mean (`loo`: a `mode='loo'` record), face SSIM, learn and apply seconds, and `vs_default`
-    (`paired` black-box against `default`). Returns the rows and the number of people."""
+    white-box, the LOO mean (`loo`: a `mode='loo'` record or a list of them; a method's mean comes from the first that
+    ran it), face SSIM, learn and apply seconds, and `vs_default` (`paired` black-box against `default`). Returns the
+    rows and the number of people."""
+    loos = [] if loo is None else [l for l in (loo if isinstance(loo, list) else [loo]) if l is not None]
     people = set.intersection(*[complete_people(r) for r in recs])
     recs = [dict(r, records=[x for x in r['records'] if x['person'] in people]) for r in recs]
     home = {m: r for r in recs for m in r['config']['methods']}
@@ -703,7 +705,8 @@ def split_table(recs: list, default: str, loo: dict | None = None) -> tuple[list
             b = next((x for x in by_box(r, cond) if x['method'] == m), {})
             row[f'black_{cond}'] = b.get('top1_black')
             if cond == 'clean': row.update(white=b.get('top1_white'), **{k: b.get(k) for k in ('ssim_face', 'learn_s', 'apply_s')})
-        l = {p: v for p, v in per_person(loo, m, box=None).items() if p in people} if loo and m in loo['config']['methods'] else {}
+        src = next((l for l in loos if m in l['config']['methods']), None)
+        l = {p: v for p, v in per_person(src, m, box=None).items() if p in people} if src else {}
         row.update(loo=float(np.mean(list(l.values()))) if l else None, loo_people=len(l))
         if default in home and m != default: row['vs_default'] = paired(home[default], default, m, other=r)
         out.append(row)

@@ -109,6 +109,8 @@ def test_fullres_table_comes_from_the_committed_records(tmp_path):
         rec = load_record(ROOT/'data'/'eval'/f'{name}.json.gz')
         assert {x['person'] for x in rec['records']} == people, name
         assert all(len(x['portrait_ssim_face_each']) == x['portrait_n'] == 56 for x in rec['records'] if x['kind'] == 'quality')
+    for w in (0.1, 0.3):        # issue #13's pull toward the prior, on the same 24 people
+        assert any(l.startswith(f'| pixel mask, prior + mix 4, visibility term 1, pulled toward the prior ({w}) | 8 | 24 |') for l in rows), w
     stack = next(l for l in rows if l.startswith('| pixel mask, visibility prior + mix 8, visibility term 4, 120 steps | 8 | 24 |'))
     assert float(stack.split(' | ')[9]) >= 0.97, stack        # its face SSIM on all 56 portraits (the issue's goal line)
 
@@ -129,7 +131,8 @@ def test_uv_pose_table_comes_from_the_committed_record(tmp_path):
 def test_test_split_table_comes_from_the_committed_records(tmp_path):
     "experiments/test_table.py rebuilds the table of experiments/test_split.md from data/eval/test_*.json.gz (test people only)."
     rows = _table_rows('test_table.py', ['--out', tmp_path/'t.png'], 'test_split.md', '| method')
-    assert any(r.startswith('| `facecloak[init=prior,mix=4,visibility=1]` |') for r in rows), rows          # today's default
+    default = next(r for r in rows if r.startswith('| `facecloak[init=prior,mix=4,visibility=1]` |'))     # today's default
+    assert default.split(' | ')[5] != '–', default          # its leave-one-model-out mean (test_loo_vis)
     assert any(r.startswith('| `facecloak[init=prior,mix=8,visibility=1]` |') for r in rows), rows          # 8 other people per batch
     for m in ('none', 'noise', 'facecloak[init=zero,mix=0,visibility=0]', 'facecloak[init=prior,mix=4,visibility=0]',
               'universal1', 'opom', 'pgd'):        # beside the baselines and the earlier defaults, under the specs they ran
@@ -137,6 +140,6 @@ def test_test_split_table_comes_from_the_committed_records(tmp_path):
     assert (tmp_path/'t.png').stat().st_size > 10_000
     from facecloak.evaluate import load_record, split_people
     dev, test = set(split_people('dev')), set(split_people('test'))
-    for k in ('main', 'new', 'loo', 'refine_new', 'vis', 'visprior', 'mix8'):
+    for k in ('main', 'new', 'loo', 'loo_vis', 'refine_new', 'vis', 'visprior', 'mix8'):
         people = {x['person'] for x in load_record(ROOT/'data'/'eval'/f'test_{k}.json.gz')['records']}
         assert len(people) >= 12 and people <= test and not people & dev, k
