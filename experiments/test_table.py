@@ -20,6 +20,12 @@ they ran with (`facecloak[init=prior,mix=4]` -> `facecloak[init=prior,mix=4,visi
 A second table puts the refine dial started from the previous default's mask (test_refine_new.json.gz) beside that
 default (test_new.json.gz), over the people both hold complete; a third pairs it per person with the same dial
 started from the old default's mask (test_main.json.gz), over the people both records hold.
+
+The levers' ablations: today's default beside itself with one lever changed (test_levers.json.gz: lever 2's elastic
+deformation and model dropout, lever 4's uniform budget), over the people both hold. Lever 3 (a bigger ensemble) needs
+no run of its own: each leave-one-model-out fold of today's default learns with the five models other than the one it
+holds out, so on that model it is the default with two more surrogates; it is paired per person and per held-out model
+with the fixed three-surrogate mask (test_vis).
 """
 import argparse, sys
 from pathlib import Path
@@ -27,6 +33,8 @@ from pathlib import Path
 RECORDS = ['data/eval/test_main.json.gz', 'data/eval/test_new.json.gz', 'data/eval/test_vis.json.gz', 'data/eval/test_mix8.json.gz']
 LOOS = ['data/eval/test_loo_vis.json.gz', 'data/eval/test_loo.json.gz']   # today's default's folds, issue #13's
 REFINE = 'data/eval/test_refine_new.json.gz'   # the refine dial from the previous default's mask (its own people)
+LEVERS = 'data/eval/test_levers.json.gz'       # levers 2 and 4 switched on or off in today's default (its own people)
+FOLDS = ('mobilefacenet_paddlex', 'edgeface_xs', 'facenet_casia')   # the black-box models, each a LOO fold
 DEFAULT = 'facecloak[init=prior,mix=4,visibility=1]'   # learn_mask's defaults since issue #14's visibility term, spelled out
 PREVIOUS = 'facecloak[init=prior,mix=4,visibility=0]'  # ... before it (issue #13's prior and mixing): test_new
 
@@ -70,6 +78,21 @@ def main(argv=None):
                      for c in ('clean', 'jpeg75')}
                 print(f"| {k} | {p['clean']['base_mean']:.3f} | {p['clean']['mean']:.3f} | {p['clean']['diff']:+.3f} ± {p['clean']['se']:.3f} "
                       f"({p['clean']['up']} / {p['clean']['down']}, n {p['clean']['n']}) | {p['jpeg75']['diff']:+.3f} ± {p['jpeg75']['se']:.3f} |")
+    vis = next((r for r in recs if DEFAULT in r['config']['methods']), None)
+    lev = pin(load_record(LEVERS))
+    if lev is not None and vis is not None:
+        rl, nl = split_table([vis, lev], DEFAULT)
+        print(f"\nThe levers' ablations from `{DEFAULT}`:\n")
+        _print(rl, nl, DEFAULT)
+    loo = pin(load_record(LOOS[0]))
+    if loo is not None and vis is not None:
+        print('\nLever 3, a bigger ensemble: on each held-out model, the mask learnt with the five other models (its LOO fold) '
+              'against the default\'s three surrogates:\n')
+        print('| held-out model | three surrogates | five surrogates | five − three ± SE (up / down, n) |\n|---|---|---|---|')
+        for t in [*FOLDS, None]:
+            p = paired(vis, DEFAULT, DEFAULT, other=loo, targets=None if t is None else [t])
+            print(f"| {t or 'mean of the three'} | {p['base_mean']:.3f} | {p['mean']:.3f} | {p['diff']:+.3f} ± {p['se']:.3f} "
+                  f"({p['up']} / {p['down']}, n {p['n']}) |")
     if a.out:
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(6.5, 4.2))

@@ -134,12 +134,16 @@ def test_test_split_table_comes_from_the_committed_records(tmp_path):
     default = next(r for r in rows if r.startswith('| `facecloak[init=prior,mix=4,visibility=1]` |'))     # today's default
     assert default.split(' | ')[5] != '–', default          # its leave-one-model-out mean (test_loo_vis)
     assert any(r.startswith('| `facecloak[init=prior,mix=8,visibility=1]` |') for r in rows), rows          # 8 other people per batch
+    for m in ('leakage_weight=0', 'diversity=+elastic', 'model_dropout=0.1,model_dropout_depth=0.7'):   # levers 4 and 2
+        assert any(r.startswith(f'| `facecloak[init=prior,mix=4,visibility=1,{m}]` |') for r in rows), m
+    three = [r for r in rows if r.startswith(('| mobilefacenet_paddlex |', '| edgeface_xs |', '| facenet_casia |'))]
+    assert len(three) == 3 and all(', n 40) |' in r for r in three), three     # lever 3, per held-out model, 40 people
     for m in ('none', 'noise', 'facecloak[init=zero,mix=0,visibility=0]', 'facecloak[init=prior,mix=4,visibility=0]',
               'universal1', 'opom', 'pgd'):        # beside the baselines and the earlier defaults, under the specs they ran
         assert any(r.startswith(f'| `{m}` |') for r in rows), m
     assert (tmp_path/'t.png').stat().st_size > 10_000
     from facecloak.evaluate import load_record, split_people
     dev, test = set(split_people('dev')), set(split_people('test'))
-    for k in ('main', 'new', 'loo', 'loo_vis', 'refine_new', 'vis', 'visprior', 'mix8'):
+    for k in ('main', 'new', 'loo', 'loo_vis', 'refine_new', 'vis', 'visprior', 'mix8', 'levers'):
         people = {x['person'] for x in load_record(ROOT/'data'/'eval'/f'test_{k}.json.gz')['records']}
         assert len(people) >= 12 and people <= test and not people & dev, k
