@@ -23,8 +23,9 @@ RECORDS = ['data/eval/dev24_fullres.json.gz', 'data/eval/dev24_fullres_eps11.jso
            'data/eval/dev24_fullres_sprior.json.gz', 'data/eval/dev24_fullres_s07.json.gz',
            'data/eval/dev24_fullres_vis.json.gz', 'data/eval/dev24_fullres_vis4.json.gz',
            'data/eval/dev24_fullres_visprior.json.gz', 'data/eval/dev24_fullres_recipe.json.gz',
-           'data/eval/dev24_fullres_mix8.json.gz', 'data/eval/dev24_pull.json.gz']
+           'data/eval/dev24_fullres_mix8.json.gz', 'data/eval/dev24_pull.json.gz', 'data/eval/dev24_rank.json.gz']
 RECIPE = 'facecloak[init=experiments/prior_vis3.mask,mix=8,visibility=4,steps=120]'   # the full-size recipe (56 portraits)
+RANK = 'facecloak[init=prior,mix=4,visibility=1,w_self=0,w_similar=0,extra_losses={"rank":1.0}]'   # issue #13: the rank term
 OLD, NEW = ('facecloak', 8.0), ('facecloak[init=prior,mix=4]', 8.0)      # the default before and since issue #13 (visibility 0)
 PAIRS = [   # (variant, what it is compared with): printed paired below the table
     ('facecloak[parameterisation=smooth,band=0.5,init=experiments/prior_smooth05.mask,mix=4]', 'facecloak[parameterisation=smooth,band=0.5,init=prior,mix=4]'),
@@ -39,7 +40,8 @@ PAIRS = [   # (variant, what it is compared with): printed paired below the tabl
     (RECIPE, 'facecloak[init=prior,mix=4,visibility=1]'), (RECIPE, 'facecloak[init=prior,mix=4,visibility=4,steps=120]'),
     (RECIPE, 'facecloak[init=experiments/prior_vis3.mask,mix=4,visibility=3]'),
     ('facecloak[init=prior,mix=8,visibility=1]', 'facecloak[init=prior,mix=4,visibility=1]')] + [
-    (f'facecloak[init=prior,mix=4,visibility=1,pull={w}]', 'facecloak[init=prior,mix=4,visibility=1]') for w in (0.1, 0.3)]
+    (f'facecloak[init=prior,mix=4,visibility=1,pull={w}]', 'facecloak[init=prior,mix=4,visibility=1]') for w in (0.1, 0.3)] + [
+    (RANK, 'facecloak[init=prior,mix=4,visibility=1]')]
 VISP = [f'facecloak[init=experiments/prior_vis3.mask,mix=4,visibility={k}]' for k in (1, 3)]
 VIS = ['facecloak[init=prior,mix=4]'] + [f'facecloak[init=prior,mix=4,visibility={k}]' for k in (1, 3, 4)]
 FAMILIES = {"pixel mask, prior + mix 4: visibility term 0 (issue #13's default), 1 (today's), 3, 4 (ε 8)": VIS,
@@ -61,6 +63,7 @@ LABELS = {'facecloak': 'pixel mask (old default: no prior, no mix)',
           'facecloak[init=prior,mix=8,visibility=1]': 'pixel mask, prior + mix 8, visibility term 1',
           **{f'facecloak[init=prior,mix=4,visibility=1,pull={w}]': f'pixel mask, prior + mix 4, visibility term 1, pulled toward the prior ({w})'
              for w in (0.1, 0.3)},
+          RANK: 'pixel mask, prior + mix 4, visibility term 1, the rank term in place of self and similar',
           'facecloak[parameterisation=smooth_uv,band=0.5,init=prior]': '3D surface, band-limited σ 0.5, from the prior',
           'facecloak[parameterisation=smooth_uv,band=0.4,init=prior]': '3D surface, band-limited σ 0.4, from the prior', 'facecloak[parameterisation=smooth,band=0.7]': 'band-limited, σ 0.7 px',
           'facecloak[perceptual=0.6]': 'pixel mask + perceptual map 0.6',

@@ -7,6 +7,11 @@ zero, no other people in the batches; `facecloak[init=zero,mix=0]` today), perso
 hold: mean difference in top-1 identification protection, its standard error over people, and how many
 people it moved up and down (`facecloak.evaluate.lever_table`). The records are those of the commands in
 experiments/levers.md; a missing one is reported and left out.
+
+A second table (lever 1's prior per surrogate family) compares, per target model, each family's prior alone
+(dev24_prior_family: learnt with the MobileFaceNets only, or with EdgeFace-XXS only) with the shipped prior alone
+(learnt with all three surrogates; dev24_prior), paired per person. It is per target because which models are
+white-box differs between those priors.
 """
 import argparse, sys
 from pathlib import Path
@@ -16,6 +21,10 @@ RECORDS = ['data/eval/dev24_refine.json.gz', 'data/eval/dev24_transfer.json.gz',
            'data/eval/dev24_uv.json.gz', 'data/eval/dev24_transfer2.json.gz', 'data/eval/dev24_dial.json.gz',
            'data/eval/dev24_levers3b.json.gz', 'data/eval/dev24_levers4.json.gz', 'data/eval/dev24_levers6.json.gz',
            'data/eval/dev24_prior2870.json.gz']
+FAMILY = 'data/eval/dev24_prior_family.json.gz'    # the priors per surrogate family, alone
+FAMILIES = {'prior[path=experiments/prior_mfn.mask]': 'MobileFaceNet family (ms1m, casia)',
+            'prior[path=experiments/prior_edge.mask]': 'EdgeFace family (xxs)'}
+TARGETS = ['mobilefacenet_paddlex', 'edgeface_xs', 'facenet_casia', 'mobilefacenet_ms1m', 'mobilefacenet_casia', 'edgeface_xxs']
 LEVERS = {'none': 'no protection', 'prior': '1. prior alone (no personal learning)',
           'facecloak[init=prior]': '1. personal mask started from the prior',
           'facecloak[diversity=+bsr]': '2. + block shuffle/rotation (BSR)', 'facecloak[diversity=+sia]': '2. + SIA tile transforms',
@@ -63,6 +72,15 @@ def main(argv=None):
     for r in rows:
         print(f"| {LEVERS[r['method']]} (`{r['method']}`) | {r['n']} | {r['base_mean']:.3f} | {r['mean']:.3f} | "
               f"{r['diff']:+.3f} ± {r['se']:.3f} | {r['up']} / {r['down']} | {r['ssim_face']:.3f} | {r['learn_s']:.1f} | {r['apply_s']:.2f} |")
+    fam, shipped = load_records([FAMILY], warn=lambda m: print(m, file=sys.stderr)), next((r for r in recs if any(x['method'] == 'prior' for x in r['records'])), None)
+    if fam and shipped is not None and a.condition == 'clean':
+        from facecloak.evaluate import paired
+        print('\n| target | shipped prior (3 surrogates) | ' + ' | '.join(f'{v} prior (vs shipped ± SE, up / down)' for v in FAMILIES.values())
+              + ' |\n|---|---|' + '---|' * len(FAMILIES))
+        for t in [TARGETS[:3], *[[x] for x in TARGETS]]:
+            ps = [paired(shipped, 'prior', m, other=fam[0], targets=t, box=None) for m in FAMILIES]
+            name = 'the three black-box models' if len(t) > 1 else t[0]
+            print(f"| {name} | {ps[0]['base_mean']:.3f} | " + ' | '.join(f"{p['mean']:.3f} ({p['diff']:+.3f} ± {p['se']:.3f}, {p['up']} / {p['down']})" for p in ps) + ' |')
     dial = [r for r in rows if r['method'].startswith('facecloak[refine=') or r['method'] == 'pgd']
     if a.out and dial:
         import matplotlib.pyplot as plt

@@ -21,6 +21,9 @@ A second table puts the refine dial started from the previous default's mask (te
 default (test_new.json.gz), over the people both hold complete; a third pairs it per person with the same dial
 started from the old default's mask (test_main.json.gz), over the people both records hold.
 
+The refine dial from today's default's mask (test_refine_vis.json.gz) beside today's default (test_vis), over the
+people both hold; and per K paired with the dial from the previous default's mask (test_refine_new).
+
 The levers' ablations: today's default beside itself with one lever changed (test_levers.json.gz: lever 2's elastic
 deformation and model dropout, lever 4's uniform budget), over the people both hold. Lever 3 (a bigger ensemble) needs
 no run of its own: each leave-one-model-out fold of today's default learns with the five models other than the one it
@@ -33,6 +36,7 @@ from pathlib import Path
 RECORDS = ['data/eval/test_main.json.gz', 'data/eval/test_new.json.gz', 'data/eval/test_vis.json.gz', 'data/eval/test_mix8.json.gz']
 LOOS = ['data/eval/test_loo_vis.json.gz', 'data/eval/test_loo.json.gz']   # today's default's folds, issue #13's
 REFINE = 'data/eval/test_refine_new.json.gz'   # the refine dial from the previous default's mask (its own people)
+REFINE_VIS = 'data/eval/test_refine_vis.json.gz'   # the refine dial from today's default's mask (its own people)
 LEVERS = 'data/eval/test_levers.json.gz'       # levers 2 and 4 switched on or off in today's default (its own people)
 FOLDS = ('mobilefacenet_paddlex', 'edgeface_xs', 'facenet_casia')   # the black-box models, each a LOO fold
 DEFAULT = 'facecloak[init=prior,mix=4,visibility=1]'   # learn_mask's defaults since issue #14's visibility term, spelled out
@@ -79,6 +83,18 @@ def main(argv=None):
                 print(f"| {k} | {p['clean']['base_mean']:.3f} | {p['clean']['mean']:.3f} | {p['clean']['diff']:+.3f} ± {p['clean']['se']:.3f} "
                       f"({p['clean']['up']} / {p['clean']['down']}, n {p['clean']['n']}) | {p['jpeg75']['diff']:+.3f} ± {p['jpeg75']['se']:.3f} |")
     vis = next((r for r in recs if DEFAULT in r['config']['methods']), None)
+    rv = pin(load_record(REFINE_VIS))
+    if rv is not None and vis is not None:
+        rr, nr = split_table([vis, rv], DEFAULT)
+        print(f'\nThe refine dial from `{DEFAULT}`:\n')
+        _print(rr, nr, DEFAULT)
+        if ref is not None:
+            print('\n| refine K | from the previous default\'s mask | from today\'s | today − previous ± SE (up / down) | after JPEG q75 |\n|---|---|---|---|---|')
+            for k in (5, 20):
+                p = {c: paired(ref, f'{PREVIOUS[:-len(",visibility=0]")]},refine={k},visibility=0]', f'{DEFAULT[:-1]},refine={k}]',
+                               other=rv, condition=c) for c in ('clean', 'jpeg75')}
+                print(f"| {k} | {p['clean']['base_mean']:.3f} | {p['clean']['mean']:.3f} | {p['clean']['diff']:+.3f} ± {p['clean']['se']:.3f} "
+                      f"({p['clean']['up']} / {p['clean']['down']}, n {p['clean']['n']}) | {p['jpeg75']['diff']:+.3f} ± {p['jpeg75']['se']:.3f} |")
     lev = pin(load_record(LEVERS))
     if lev is not None and vis is not None:
         rl, nl = split_table([vis, lev], DEFAULT)

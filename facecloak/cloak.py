@@ -26,8 +26,8 @@ __all__ = ['FORMAT', 'FORMAT_VERSION', 'READABLE_VERSIONS', 'LOSS_TERMS', 'TRANS
            'build_anchor_bank', 'bank_similarity', 'reference_embeddings', 'resolve_reference', 'anchor_candidates',
            'resolve_anchor', 'similar_identity', 'Targets', 'resolve_targets', 'leakage_map', 'budget', 'project',
            'feather_window', 'jnd_map', 'perceptual_weights', 'ssim_map', 'visibility', 'self_term', 'anchor_term',
-           'similar_term', 'feature_term', 'needs_features', 'identity_loss', 'random_affine', 'random_blur',
-           'random_jpeg', 'block_shuffle', 'structure_invariant', 'elastic', 'intensity_scale', 'admix',
+           'similar_term', 'feature_term', 'rank_term', 'needs_features', 'identity_loss', 'random_affine',
+           'random_blur', 'random_jpeg', 'block_shuffle', 'structure_invariant', 'elastic', 'intensity_scale', 'admix',
            'input_transforms', 'diversify', 'convolutions', 'at_depth', 'model_dropout', 'feature_taps', 'PixelMask',
            'SmoothMask', 'surface_maps', 'to_surface', 'on_surface', 'UVMask', 'SmoothUVMask', 'MIFGSM', 'AdamTanh',
            'CloakConfig', 'make_config', 'Mask', 'random_mask', 'batch_indices', 'clean_features', 'pull_term',
@@ -333,31 +333,34 @@ class Targets:
     similar_info: dict | None = None   # name, similarity
     bank_size: int = 0                 # identities in the anchor bank that was used (0: none)
     each: dict | None = None           # {surrogate: (N,D)} with reference='each': every image's own identity
+    crowd: dict | None = None          # {surrogate: (K,D)} the bank's identities: the crowd an identification ranks the person in
 
     def to(self, device) -> 'Targets':
         "A copy with every embedding on `device`."
         mv = lambda d: None if d is None else {k: v.to(device) for k, v in d.items()}
-        return replace(self, reference=mv(self.reference), anchor=mv(self.anchor), similar=mv(self.similar), each=mv(self.each))
+        return replace(self, reference=mv(self.reference), anchor=mv(self.anchor), similar=mv(self.similar), each=mv(self.each),
+                       crowd=mv(self.crowd))
 
     def rows(self, idx) -> 'Targets':
         "The targets of the images `idx` of the set: with per-image references their rows, else the same targets."
         return self if self.each is None else replace(self, reference={k: v[idx] for k, v in self.each.items()})
 
 def resolve_targets(names, mods, x_set, *, reference=None, anchor=None, bank=None, exclude=(), similar: bool = True,
-                    use_anchor: bool = True, size=(112, 112), template='arcface', detector='mtcnn',
+                    use_anchor: bool = True, crowd: bool = False, size=(112, 112), template='arcface', detector='mtcnn',
                     progress: bool = True) -> Targets:
-    """The reference, the anchor and (with `similar`) the similar identity of the person in `x_set`, per surrogate.
-    `reference='each'`: every image is pushed from its own identity (a set of many people); without `use_anchor`
-    and an `anchor`, no anchor (zeros) and no bank."""
+    """The reference, the anchor and (with `similar`) the similar identity of the person in `x_set`, per surrogate;
+    with `crowd`, also every bank identity (`Targets.crowd`, for the `rank` term).
+    `reference='each'`: every image is pushed from its own identity (a set of many people); without `use_anchor`,
+    `similar`, `crowd` and an `anchor`, no anchor (zeros) and no bank."""
     each = None
     if isinstance(reference, str) and reference == 'each':
         each = {n: F.normalize(e, dim=-1).cpu() for n, e in zip(names, embed(mods, x_set))}
         ref, ref_kind = reference_embeddings(mods, names, x_set), 'each'
     else: ref, ref_kind = resolve_reference(reference, x_set, names, mods, size, template, detector)
-    if anchor is None and not use_anchor and not similar:       # nothing needs a bank
+    if anchor is None and not use_anchor and not similar and not crowd:       # nothing needs a bank
         return Targets(names, ref, {n: torch.zeros_like(ref[n]) for n in names}, None, ref_kind, dict(kind='none'), each=each)
     by_bank = anchor is None or (isinstance(anchor, str) and not Path(anchor).exists())
-    if (by_bank or similar) and not isinstance(bank, AnchorBank):
+    if (by_bank or similar or crowd) and not isinstance(bank, AnchorBank):
         bank = build_anchor_bank(mods, bank or 'lfw', exclude=exclude, device=x_set.device, progress=progress,
                                  size=size, template=template)
     elif isinstance(bank, AnchorBank): bank = bank.exclude(exclude).check(names)
@@ -365,7 +368,9 @@ def resolve_targets(names, mods, x_set, *, reference=None, anchor=None, bank=Non
     s_emb = s_info = None
     if similar and isinstance(bank, AnchorBank) and len(bank):
         s_emb, s_info = similar_identity(ref, bank, names, a_info['name'] if a_info.get('kind') == 'bank' else None)
-    return Targets(names, ref, a_emb, s_emb, ref_kind, a_info, s_info, len(bank) if isinstance(bank, AnchorBank) else 0, each)
+    has_bank = isinstance(bank, AnchorBank) and len(bank) > 0
+    return Targets(names, ref, a_emb, s_emb, ref_kind, a_info, s_info, len(bank) if isinstance(bank, AnchorBank) else 0, each,
+                   {n: bank.embeddings[n] for n in names} if crowd and has_bank else None)
 
 # %% ../nbs/05_cloak.ipynb
 def leakage_map(images, surrogates, *, reference=None, method: str = 'saliency', n_steps: int = 8,
@@ -405,7 +410,8 @@ def jnd_map(x, window: float = 1.5) -> torch.Tensor:
     y = 255 * (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
     bg = gaussian_blur(y, window)
     lum = torch.where(bg <= 127, 17 * (1 - (bg.clamp(min=0) / 127).sqrt()) + 3, 3 / 128 * (bg - 127) + 3)
-    contrast = (gaussian_blur(y * y, window) - bg * bg).clamp(min=0).sqrt()
+    yc, bgc = y - 128, bg - 128         # centred: E[y²] − E[y]² in float32 loses ~0.05 levels to cancellation at mid-grey
+    contrast = (gaussian_blur(yc * yc, window) - bgc * bgc).clamp(min=0).sqrt()
     return torch.maximum(lum, 3 + contrast)
 
 def perceptual_weights(x, perceptual: float, *, top: float = 0.9) -> torch.Tensor:
@@ -453,7 +459,17 @@ def feature_term(e, t: Targets, name: str, feats=None):
     return c if e is None or len(c) == len(e) else c.view(-1, len(e)).mean(0)   # flip fusion runs the layer twice per image
 feature_term.features = True      # identity_loss hands it the layer's activations
 
-LOSS_TERMS = {'self': self_term, 'anchor': anchor_term, 'similar': similar_term, 'feature': feature_term}
+def rank_term(e, t: Targets, name: str, tau: float = 0.05, same: float = 0.5):
+    """cos to the person's reference minus the soft maximum (temperature `tau`) of the cosines to the crowd (pushed
+    down): the margin a top-1 identification turns on, so each image is moved toward the other identities nearest to
+    it. Crowd identities within `same` cosine of the image's reference are the person themself and left out; None
+    without a crowd."""
+    if t.crowd is None: return None
+    c, r = t.crowd[name], t.reference[name]
+    sims = (e @ c.T).masked_fill((r @ c.T > same).expand(len(e), -1), -1.0)
+    return (e * r).sum(-1) - tau * torch.logsumexp(sims / tau, dim=-1)
+
+LOSS_TERMS = {'self': self_term, 'anchor': anchor_term, 'similar': similar_term, 'feature': feature_term, 'rank': rank_term}
 
 def needs_features(weights: dict) -> bool:
     "Whether a term of `weights` {LOSS_TERMS name: weight} reads intermediate features (`feature_taps`)."
@@ -1064,7 +1080,7 @@ def learn_mask(photo=None, *, config: CloakConfig | None = None, images=None, re
                                  template=cfg.template, detector=cfg.detector)
     x_set = x_set.to(dev)
     targets = resolve_targets(names, mods, x_set, reference=reference, anchor=anchor, bank=bank, exclude=exclude,
-                              similar=cfg.w_similar > 0, use_anchor=cfg.w_anchor > 0, size=cfg.size, template=cfg.template,
+                              similar=cfg.w_similar > 0, use_anchor=cfg.w_anchor > 0, crowd=bool(cfg.extra_losses.get('rank')), size=cfg.size, template=cfg.template,
                               detector=cfg.detector, progress=progress)
     x_all, t_all = mixed_set(x_set, targets, mods, cfg) if cfg.mix else (x_set, targets)   # other people in every batch
     window = feather_window(cfg.size, cfg.feather).to(dev)

@@ -428,3 +428,10 @@ def test_bench_prior_takes_cloak_options(tmp_path, capsys):
     assert mo.meta['init'] == 'mask file pixel.mask' and '--init' in mo.meta['provenance']['command']
     assert 0 < np.abs(went_on - start).max() <= alpha + 1e-6
     assert np.abs(went_on).max() > 1.5 * alpha      # ... which one step from zero could not reach
+    # --surrogates: a prior per surrogate family, learnt with those models only; an unknown name is refused first
+    with pytest.raises(SystemExit, match=r"--surrogates: unknown model\(s\) \['nope'\]"):
+        bench.main(args[:-4] + ['--surrogates', 'edgeface_xxs,nope', '--out', str(tmp_path/'fam_bad.mask')])
+    assert not (tmp_path/'fam_bad.mask').exists()
+    bench.main(args[:-4] + ['--surrogates', 'edgeface_xxs', '--out', str(tmp_path/'fam.mask')])
+    assert json.loads(capsys.readouterr().out)['final'].keys() == {'edgeface_xxs'}
+    assert Mask.load(tmp_path/'fam.mask').surrogates == ['edgeface_xxs']

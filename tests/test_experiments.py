@@ -74,6 +74,9 @@ def test_levers_table_comes_from_the_committed_records(tmp_path):
     rows = [l for l in r.stdout.splitlines() if l.startswith('| ') and '`' in l]
     assert any('`facecloak[refine=20]`' in l and '| 24 |' in l for l in rows), r.stdout
     assert (tmp_path/'l.png').stat().st_size > 10_000 and (tmp_path/'refine_dial.png').exists()
+    family = [l for l in r.stdout.splitlines() if l.startswith(('| the three black-box models |', '| mobilefacenet_', '| edgeface_', '| facenet_'))]
+    md = (ROOT/'experiments'/'levers.md').read_text()
+    assert len(family) == 7 and all(l in md for l in family), family     # lever 1's priors per surrogate family, per target
     # the people of the records are the development split, never the test split
     from facecloak.evaluate import load_record, split_people
     dev, test = set(split_people('dev')), set(split_people('test'))
@@ -144,6 +147,8 @@ def test_test_split_table_comes_from_the_committed_records(tmp_path):
     assert (tmp_path/'t.png').stat().st_size > 10_000
     from facecloak.evaluate import load_record, split_people
     dev, test = set(split_people('dev')), set(split_people('test'))
-    for k in ('main', 'new', 'loo', 'loo_vis', 'refine_new', 'vis', 'visprior', 'mix8', 'levers'):
+    for k in (5, 20):       # the refine dial from today's default's mask (test_refine_vis)
+        assert any(r.startswith(f'| `facecloak[init=prior,mix=4,visibility=1,refine={k}]` |') for r in rows), k
+    for k in ('main', 'new', 'loo', 'loo_vis', 'refine_new', 'refine_vis', 'vis', 'visprior', 'mix8', 'levers'):
         people = {x['person'] for x in load_record(ROOT/'data'/'eval'/f'test_{k}.json.gz')['records']}
         assert len(people) >= 12 and people <= test and not people & dev, k
