@@ -26,13 +26,13 @@ __all__ = ['FORMAT', 'FORMAT_VERSION', 'READABLE_VERSIONS', 'LOSS_TERMS', 'TRANS
            'build_anchor_bank', 'bank_similarity', 'reference_embeddings', 'resolve_reference', 'anchor_candidates',
            'resolve_anchor', 'similar_identity', 'Targets', 'resolve_targets', 'leakage_map', 'budget', 'project',
            'feather_window', 'jnd_map', 'perceptual_weights', 'ssim_map', 'visibility', 'self_term', 'anchor_term',
-           'similar_term', 'feature_term', 'rank_term', 'needs_features', 'identity_loss', 'random_affine',
-           'random_blur', 'random_jpeg', 'block_shuffle', 'structure_invariant', 'elastic', 'intensity_scale', 'admix',
-           'input_transforms', 'diversify', 'convolutions', 'at_depth', 'model_dropout', 'feature_taps', 'PixelMask',
-           'SmoothMask', 'surface_maps', 'to_surface', 'on_surface', 'UVMask', 'SmoothUVMask', 'MIFGSM', 'AdamTanh',
-           'CloakConfig', 'make_config', 'Mask', 'random_mask', 'batch_indices', 'clean_features', 'pull_term',
-           'resolve_init', 'learn_mask', 'MaskFileError', 'FaceTooSmallError', 'prior_photos', 'learn_prior',
-           'other_people', 'mixed_set', 'load_prior']
+           'similar_term', 'feature_term', 'rank_term', 'needs_features', 'needs_crowd', 'identity_loss',
+           'random_affine', 'random_blur', 'random_jpeg', 'block_shuffle', 'structure_invariant', 'elastic',
+           'intensity_scale', 'admix', 'input_transforms', 'diversify', 'convolutions', 'at_depth', 'model_dropout',
+           'feature_taps', 'PixelMask', 'SmoothMask', 'surface_maps', 'to_surface', 'on_surface', 'UVMask',
+           'SmoothUVMask', 'MIFGSM', 'AdamTanh', 'CloakConfig', 'make_config', 'Mask', 'random_mask', 'batch_indices',
+           'clean_features', 'pull_term', 'resolve_init', 'learn_mask', 'MaskFileError', 'FaceTooSmallError',
+           'prior_photos', 'learn_prior', 'other_people', 'mixed_set', 'load_prior']
 
 # %% ../nbs/05_cloak.ipynb
 FORMAT = 'facecloak-mask'
@@ -468,12 +468,17 @@ def rank_term(e, t: Targets, name: str, tau: float = 0.05, same: float = 0.5):
     c, r = t.crowd[name], t.reference[name]
     sims = (e @ c.T).masked_fill((r @ c.T > same).expand(len(e), -1), -1.0)
     return (e * r).sum(-1) - tau * torch.logsumexp(sims / tau, dim=-1)
+rank_term.crowd = True            # learn_mask resolves the crowd (every bank identity) for it
 
 LOSS_TERMS = {'self': self_term, 'anchor': anchor_term, 'similar': similar_term, 'feature': feature_term, 'rank': rank_term}
 
 def needs_features(weights: dict) -> bool:
     "Whether a term of `weights` {LOSS_TERMS name: weight} reads intermediate features (`feature_taps`)."
     return any(w and getattr(LOSS_TERMS[k], 'features', False) for k, w in weights.items())
+
+def needs_crowd(weights: dict) -> bool:
+    "Whether a term of `weights` {LOSS_TERMS name: weight} reads `Targets.crowd` (the bank's identities)."
+    return any(w and getattr(LOSS_TERMS[k], 'crowd', False) for k, w in weights.items())
 
 def identity_loss(embs: list, targets: Targets, weights: dict, feats: list | None = None) -> tuple[torch.Tensor, list]:
     """Σ weight·term over `weights` {LOSS_TERMS name: weight}, batch mean, averaged over surrogates; (cos_self, cos_anchor)
@@ -1080,7 +1085,7 @@ def learn_mask(photo=None, *, config: CloakConfig | None = None, images=None, re
                                  template=cfg.template, detector=cfg.detector)
     x_set = x_set.to(dev)
     targets = resolve_targets(names, mods, x_set, reference=reference, anchor=anchor, bank=bank, exclude=exclude,
-                              similar=cfg.w_similar > 0, use_anchor=cfg.w_anchor > 0, crowd=bool(cfg.extra_losses.get('rank')), size=cfg.size, template=cfg.template,
+                              similar=cfg.w_similar > 0, use_anchor=cfg.w_anchor > 0, crowd=needs_crowd(cfg.loss_weights), size=cfg.size, template=cfg.template,
                               detector=cfg.detector, progress=progress)
     x_all, t_all = mixed_set(x_set, targets, mods, cfg) if cfg.mix else (x_set, targets)   # other people in every batch
     window = feather_window(cfg.size, cfg.feather).to(dev)
