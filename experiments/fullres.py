@@ -23,9 +23,11 @@ RECORDS = ['data/eval/dev24_fullres.json.gz', 'data/eval/dev24_fullres_eps11.jso
            'data/eval/dev24_fullres_sprior.json.gz', 'data/eval/dev24_fullres_s07.json.gz',
            'data/eval/dev24_fullres_vis.json.gz', 'data/eval/dev24_fullres_vis4.json.gz',
            'data/eval/dev24_fullres_visprior.json.gz', 'data/eval/dev24_fullres_recipe.json.gz',
-           'data/eval/dev24_fullres_mix8.json.gz', 'data/eval/dev24_pull.json.gz', 'data/eval/dev24_rank.json.gz']
+           'data/eval/dev24_fullres_mix8.json.gz', 'data/eval/dev24_pull.json.gz', 'data/eval/dev24_rank.json.gz',
+           'data/eval/dev24_refine_vis.json.gz']
 RECIPE = 'facecloak[init=experiments/prior_vis3.mask,mix=8,visibility=4,steps=120]'   # the full-size recipe (56 portraits)
 RANK = 'facecloak[init=prior,mix=4,visibility=1,w_self=0,w_similar=0,extra_losses={"rank":1.0}]'   # issue #13: the rank term
+REFINE = 'facecloak[visibility=4,refine=5,refine_visibility=4]'   # the refine dial with the visibility term (today's default otherwise)
 OLD, NEW = ('facecloak', 8.0), ('facecloak[init=prior,mix=4]', 8.0)      # the default before and since issue #13 (visibility 0)
 PAIRS = [   # (variant, what it is compared with): printed paired below the table
     ('facecloak[parameterisation=smooth,band=0.5,init=experiments/prior_smooth05.mask,mix=4]', 'facecloak[parameterisation=smooth,band=0.5,init=prior,mix=4]'),
@@ -41,7 +43,9 @@ PAIRS = [   # (variant, what it is compared with): printed paired below the tabl
     (RECIPE, 'facecloak[init=experiments/prior_vis3.mask,mix=4,visibility=3]'),
     ('facecloak[init=prior,mix=8,visibility=1]', 'facecloak[init=prior,mix=4,visibility=1]')] + [
     (f'facecloak[init=prior,mix=4,visibility=1,pull={w}]', 'facecloak[init=prior,mix=4,visibility=1]') for w in (0.1, 0.3)] + [
-    (RANK, 'facecloak[init=prior,mix=4,visibility=1]')]
+    (RANK, 'facecloak[init=prior,mix=4,visibility=1]')] + [
+    (m, 'facecloak[init=prior,mix=4,visibility=1]') for m in (REFINE, 'facecloak[refine=5,refine_visibility=4]', 'facecloak[refine=5]')] + [
+    (REFINE, 'facecloak[refine=5]'), ('facecloak[refine=5,refine_visibility=4]', 'facecloak[refine=5]')]
 VISP = [f'facecloak[init=experiments/prior_vis3.mask,mix=4,visibility={k}]' for k in (1, 3)]
 VIS = ['facecloak[init=prior,mix=4]'] + [f'facecloak[init=prior,mix=4,visibility={k}]' for k in (1, 3, 4)]
 FAMILIES = {"pixel mask, prior + mix 4: visibility term 0 (issue #13's default), 1 (today's), 3, 4 (ε 8)": VIS,
@@ -63,6 +67,9 @@ LABELS = {'facecloak': 'pixel mask (old default: no prior, no mix)',
           'facecloak[init=prior,mix=8,visibility=1]': 'pixel mask, prior + mix 8, visibility term 1',
           **{f'facecloak[init=prior,mix=4,visibility=1,pull={w}]': f'pixel mask, prior + mix 4, visibility term 1, pulled toward the prior ({w})'
              for w in (0.1, 0.3)},
+          REFINE: 'visibility term 4, applied with 5 per-photo steps weighing visibility 4 at the photo\'s own scale (refine dial)',
+          'facecloak[refine=5,refine_visibility=4]': "today's default, applied with 5 per-photo steps weighing visibility 4 (refine dial)",
+          'facecloak[refine=5]': "today's default, applied with 5 per-photo steps (the refine dial, no visibility term)",
           RANK: 'pixel mask, prior + mix 4, visibility term 1, the rank term in place of self and similar',
           'facecloak[parameterisation=smooth_uv,band=0.5,init=prior]': '3D surface, band-limited σ 0.5, from the prior',
           'facecloak[parameterisation=smooth_uv,band=0.4,init=prior]': '3D surface, band-limited σ 0.4, from the prior', 'facecloak[parameterisation=smooth,band=0.7]': 'band-limited, σ 0.7 px',
@@ -151,8 +158,9 @@ def main(argv=None):
         drawn = {m for ms in FAMILIES.values() for m in ms} - {NEW[0]}     # the families' own lines show these (the default has its ε line)
         for k, m in enumerate(dict.fromkeys(r['method'] for r in rs if r['method'] not in drawn)):     # a colour and a marker each
             pts = sorted((r['portrait_ssim'], r['black'], r['epsilon']) for r in rs if r['method'] == m)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], '-', marker='osD^v'[k % 5], color=colours[(2 * k) % 20 + (k >= 10)],
-                    label=LABELS.get(m, m))
+            star = 'refine=' in m              # the refine dial (per-photo steps): stars, the goal's point in red
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], '-', marker='*' if star else 'osD^v'[k % 5], ms=13 if star else 6,
+                    color='red' if m == REFINE else colours[(2 * k) % 20 + (k >= 10)], label=LABELS.get(m, m))
             for x, y, e in pts: ax.annotate(f'ε {e:g}', (x, y), textcoords='offset points', xytext=(4, 4), fontsize=7)
         for (label, ms), style in zip(FAMILIES.items(), ('k-o', 'm-s')):         # one knob at ε 8: a line through its settings
             pts = [next(((r['portrait_ssim'], r['black']) for r in rs if (r['method'], r['epsilon']) == (m, 8.0)), None) for m in ms]

@@ -9,12 +9,22 @@ SSIM and PSNR at full resolution, LPIPS when its backbone is present. Prints JSO
     python experiments/fullres_quality.py --people 3 --set parameterisation=smooth_uv --set band=0.4 --out data/eval/fullres_dev3_smooth_uv04.json
 
 `--set KEY=VALUE` (repeatable) passes a `learn_mask` option, as `facecloak learn --set` does; `--init prior`
-starts each mask from the shipped cross-identity prior (or a mask file), as `facecloak learn --init` does.
+starts each mask from the shipped cross-identity prior (or a mask file), as `facecloak learn --init` does;
+`--refine K` applies each mask with K per-photo steps on each portrait (`Mask.apply(photo, refine=K)`, the refine
+dial; with `--set refine_visibility=W` those steps weigh the visibility term at the portrait's own magnification):
+
+    python experiments/fullres_quality.py --people 3 --init prior --set visibility=4 --set refine_visibility=4 --refine 5 --out data/eval/fullres_dev3_refine_vis4.json
 """
 import argparse, json, time
 from pathlib import Path
 
 import numpy as np
+
+
+class Refined:
+    "A mask applied with `refine` per-photo steps (detecting the face itself)."
+    def __init__(self, mask, refine): self.mask, self.refine = mask, refine
+    def apply(self, photo): return self.mask.apply(photo, refine=self.refine)
 
 
 def main(argv=None):
@@ -23,6 +33,7 @@ def main(argv=None):
     ap.add_argument('--out', default='data/eval/fullres_dev3.json')
     ap.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='a learn_mask option')
     ap.add_argument('--init', default=None, help="'prior' (the shipped prior) or a mask file to start from")
+    ap.add_argument('--refine', type=int, default=0, help='per-photo steps on each portrait (the refine dial); 0: the mask as learnt')
     a = ap.parse_args(argv)
     from facecloak.cli import config_options
     from facecloak import evaluate as E
@@ -30,10 +41,10 @@ def main(argv=None):
     photos = E.portrait_photos()
     opts = config_options(a.set)
     if a.init: opts['init'] = a.init
-    res = dict(portraits=len(photos), epsilon=8, options=opts, people=[])
+    res = dict(portraits=len(photos), epsilon=8, options=opts, refine=a.refine, people=[])
     for s in E.subjects(a.people, split='dev', max_probes=6):
         t0 = time.perf_counter(); m = learn_mask(s.learn, progress=False, **E.learn_options(opts))
-        q = E.portrait_quality(m, photos, lpips_net='alex')
+        q = E.portrait_quality(Refined(m, a.refine) if a.refine else m, photos, lpips_net='alex')
         res['people'].append(dict(person=s.name, learn_s=round(time.perf_counter() - t0, 1),
                                   **{k: v for k, v in q.items() if k != 'per_photo'},
                                   celebahq_ssim_face=float(np.mean([r['ssim_face'] for r in q['per_photo'] if r['size'] == [1024, 1024]])),

@@ -30,6 +30,7 @@ no run of its own: each leave-one-model-out fold of today's default learns with 
 holds out, so on that model it is the default with two more surrogates; it is paired per person and per held-out model
 with the fixed three-surrogate mask (test_vis).
 """
+import numpy as np
 import argparse, sys
 from pathlib import Path
 
@@ -37,6 +38,8 @@ RECORDS = ['data/eval/test_main.json.gz', 'data/eval/test_new.json.gz', 'data/ev
 LOOS = ['data/eval/test_loo_vis.json.gz', 'data/eval/test_loo.json.gz']   # today's default's folds, issue #13's
 REFINE = 'data/eval/test_refine_new.json.gz'   # the refine dial from the previous default's mask (its own people)
 REFINE_VIS = 'data/eval/test_refine_vis.json.gz'   # the refine dial from today's default's mask (its own people)
+REFINE_VIS4 = 'data/eval/test_refine_vis4.json.gz'   # issue #14: a visibility-4 mask, 5 refine steps weighing visibility 4
+QUIET = 'facecloak[init=prior,mix=4,visibility=4,refine=5,refine_visibility=4]'   # ... its spec
 LEVERS = 'data/eval/test_levers.json.gz'       # levers 2 and 4 switched on or off in today's default (its own people)
 FOLDS = ('mobilefacenet_paddlex', 'edgeface_xs', 'facenet_casia')   # the black-box models, each a LOO fold
 DEFAULT = 'facecloak[init=prior,mix=4,visibility=1]'   # learn_mask's defaults since issue #14's visibility term, spelled out
@@ -95,6 +98,18 @@ def main(argv=None):
                                other=rv, condition=c) for c in ('clean', 'jpeg75')}
                 print(f"| {k} | {p['clean']['base_mean']:.3f} | {p['clean']['mean']:.3f} | {p['clean']['diff']:+.3f} ± {p['clean']['se']:.3f} "
                       f"({p['clean']['up']} / {p['clean']['down']}, n {p['clean']['n']}) | {p['jpeg75']['diff']:+.3f} ± {p['jpeg75']['se']:.3f} |")
+    rq = pin(load_record(REFINE_VIS4))
+    if rq is not None and rv is not None and vis is not None:
+        rr, nr = split_table([vis, rv, rq], DEFAULT)
+        print(f'\nIssue #14: the refine dial weighing visibility at the photo\'s own scale, beside the plain dial, from `{DEFAULT}`:\n')
+        _print(rr, nr, DEFAULT)
+        print('\n| against | condition | black-box ± SE (up / down, n) | face SSIM at full size, 6 portraits |\n|---|---|---|---|')
+        port = lambda rec, m: np.mean([x['portrait_ssim_face'] for x in rec['records'] if x['kind'] == 'quality' and x['method'] == m
+                                       and 'portrait_ssim_face' in x] or [np.nan])
+        for base, brec in ((DEFAULT, vis), (f'{DEFAULT[:-1]},refine=5]', rv)):
+            for c in ('clean', 'jpeg75', 'jpeg50'):
+                p = paired(brec, base, QUIET, other=rq, condition=c)
+                print(f"| `{base}` | {c} | {p['diff']:+.3f} ± {p['se']:.3f} ({p['up']} / {p['down']}, n {p['n']}) | {port(rq, QUIET):.3f} |")
     lev = pin(load_record(LEVERS))
     if lev is not None and vis is not None:
         rl, nl = split_table([vis, lev], DEFAULT)

@@ -21,18 +21,19 @@ from .core import atomic_write, default_device, gaussian_blur, jpeg_like, seeded
 
 # %% auto 0
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'READABLE_VERSIONS', 'LOSS_TERMS', 'TRANSFORMS', 'PARAMETERISATIONS', 'OPTIMIZERS',
-           'RENAMED', 'LEARN_INPUTS', 'MIN_FACE', 'NATIVE_MODES', 'PRIOR_FILE', 'resolve_surrogates',
-           'model_fingerprint', 'embed', 'augment_set', 'aligned_images', 'training_set', 'AnchorBank', 'pool_people',
-           'build_anchor_bank', 'bank_similarity', 'reference_embeddings', 'resolve_reference', 'anchor_candidates',
-           'resolve_anchor', 'similar_identity', 'Targets', 'resolve_targets', 'leakage_map', 'budget', 'project',
-           'feather_window', 'jnd_map', 'perceptual_weights', 'ssim_map', 'visibility', 'self_term', 'anchor_term',
-           'similar_term', 'feature_term', 'rank_term', 'needs_features', 'needs_crowd', 'identity_loss',
-           'random_affine', 'random_blur', 'random_jpeg', 'block_shuffle', 'structure_invariant', 'elastic',
-           'intensity_scale', 'admix', 'input_transforms', 'diversify', 'convolutions', 'at_depth', 'model_dropout',
-           'feature_taps', 'PixelMask', 'SmoothMask', 'surface_maps', 'to_surface', 'on_surface', 'UVMask',
-           'SmoothUVMask', 'MIFGSM', 'AdamTanh', 'CloakConfig', 'make_config', 'Mask', 'random_mask', 'batch_indices',
-           'clean_features', 'pull_term', 'resolve_init', 'learn_mask', 'MaskFileError', 'FaceTooSmallError',
-           'prior_photos', 'learn_prior', 'other_people', 'mixed_set', 'load_prior']
+           'RENAMED', 'LEARN_INPUTS', 'MIN_FACE', 'NATIVE_MODES', 'MAX_SCALE', 'APPLY_OPTIONS', 'PRIOR_FILE',
+           'resolve_surrogates', 'model_fingerprint', 'embed', 'augment_set', 'aligned_images', 'training_set',
+           'AnchorBank', 'pool_people', 'build_anchor_bank', 'bank_similarity', 'reference_embeddings',
+           'resolve_reference', 'anchor_candidates', 'resolve_anchor', 'similar_identity', 'Targets', 'resolve_targets',
+           'leakage_map', 'budget', 'project', 'feather_window', 'jnd_map', 'perceptual_weights', 'ssim_map',
+           'visibility', 'self_term', 'anchor_term', 'similar_term', 'feature_term', 'rank_term', 'needs_features',
+           'needs_crowd', 'identity_loss', 'random_affine', 'random_blur', 'random_jpeg', 'block_shuffle',
+           'structure_invariant', 'elastic', 'intensity_scale', 'admix', 'input_transforms', 'diversify',
+           'convolutions', 'at_depth', 'model_dropout', 'feature_taps', 'PixelMask', 'SmoothMask', 'surface_maps',
+           'to_surface', 'on_surface', 'UVMask', 'SmoothUVMask', 'MIFGSM', 'AdamTanh', 'CloakConfig', 'make_config',
+           'Mask', 'random_mask', 'batch_indices', 'clean_features', 'pull_term', 'resolve_init', 'learn_mask',
+           'MaskFileError', 'FaceTooSmallError', 'magnification', 'prior_photos', 'learn_prior', 'other_people',
+           'mixed_set', 'load_prior']
 
 # %% ../nbs/05_cloak.ipynb
 FORMAT = 'facecloak-mask'
@@ -806,6 +807,7 @@ class CloakConfig:
     perceptual: float = 0.0            # share of the cap the perceptual (JND) map may take away on flat skin: cap = ε·[1 - p, 1]; 0: off
     visibility: float = 1.0            # weight of the `visibility` term (1 - SSIM of an image with δ, magnified) in the loss; 0: off
     visibility_scale: float = 4.0      # ... the magnification it is seen at (a 1024² portrait's face is ~4-5x the aligned size)
+    refine_visibility: float = 0.0     # weight of the `visibility` term in the refine dial's per-photo steps (`Mask.refined`), seen at the photo's own magnification; 0: off
     pull: float = 0.0                  # weight of the pull toward the start (`init`, e.g. the prior): mean ((δ - δ₀)/ε)² in the loss; 0: off
     # input transforms
     diversity: dict = field(default_factory=_default_diversity)   # {TRANSFORMS name: parameters}, applied in order; {} or False: none
@@ -844,6 +846,7 @@ class CloakConfig:
         _check(self.band > 0, f"band must be > 0 aligned pixels, got {self.band}")
         _check(0 <= self.perceptual <= 1, f"perceptual must be in [0, 1], got {self.perceptual}")
         _check(self.pull >= 0, f"pull must be >= 0, got {self.pull}")
+        _check(self.refine_visibility >= 0, f"refine_visibility must be >= 0, got {self.refine_visibility}")
         _check(self.visibility >= 0 and self.visibility_scale >= 1,
                f"visibility must be >= 0 and visibility_scale >= 1, got {self.visibility}, {self.visibility_scale}")
         _check(len(self.size) == 2, f"size must be (H, W), got {self.size}")
@@ -1299,7 +1302,7 @@ def _mask_apply(self: Mask, photo, *, face=None, M=None, select='reference', mod
         M = _photo_M(_landmarks(face), self.template, self.size) if M is None else np.asarray(M, np.float64)
         crop = align.warp_face(_rgb_view(im), M, self.size)
         m = self.on_face(crop)
-        if refine: m = m.refined(crop, refine, surrogates=surrogates, device=device)
+        if refine: m = m.refined(crop, refine, surrogates=surrogates, device=device, scale=magnification(M))
         return m.apply(im, M=M, return_info=return_info, min_face=min_face)
     if mode not in NATIVE_MODES:
         out = _apply_other_mode(self, im, face, M=M, min_face=min_face)
@@ -1351,19 +1354,40 @@ def _mask_apply_video(self: Mask, src, dst, **kw):
     return video.apply_video(self, src, dst, **kw)
 Mask.apply_video = _mask_apply_video
 
-def _mask_refined(self: Mask, images, steps: int, *, surrogates=None, device=None, progress: bool = False, **overrides) -> Mask:
+MAX_SCALE = 8.0   # the largest magnification the refine dial's visibility term is computed at (its SSIM grows with its square)
+
+def magnification(M) -> float:
+    "How many photo pixels one aligned pixel spans under `M` (2,3 photo->aligned): about 1 on LFW, 4-5 on a 1024² portrait."
+    return 1 / math.sqrt(abs(np.linalg.det(np.asarray(M, np.float64).reshape(2, 3)[:, :2])))
+
+def _mask_refined(self: Mask, images, steps: int, *, surrogates=None, device=None, progress: bool = False,
+                  scale: float | None = None, **overrides) -> Mask:
     """This mask after `steps` more learning steps on the aligned `images` alone (the photo it is about to be
-    applied to), starting from its own δ: the same ε, anchor and options (less the visibility term), away from that
-    photo's own identity.
+    applied to), starting from its own δ: the same ε, anchor and options, away from that photo's own identity.
+    The visibility term takes its weight from the mask's `refine_visibility` (0: skipped, as it would double the
+    steps' cost) and is seen at `scale`, the photo's own magnification (`Mask.apply` passes it; clipped to
+    [1, `MAX_SCALE`]; None: the mask's `visibility_scale`).
     `surrogates`: default the mask's own (loaded by name)."""
     known = {f.name for f in fields(CloakConfig)}
     opts = {k: v for k, v in self.meta.get('options', {}).items() if k in known}
+    vis = dict(visibility=float(opts.get('refine_visibility', 0.0)))
+    if scale is not None: vis['visibility_scale'] = float(min(max(scale, 1.0), MAX_SCALE))
     cfg = make_config(CloakConfig(**opts), dict(dict(epsilon=self.epsilon, feather=self.feather, size=self.size,
                       template=self.template, w_similar=0.0, mix=0, keep_reference_image=False, steps=int(steps),
-                      visibility=0.0), **overrides))     # per-photo steps skip the visibility term: it would double their cost
+                      **vis), **overrides))
     return learn_mask(images=aligned_images(images, self.size), config=cfg, anchor=self.anchor_embeddings or None,
                       surrogates=surrogates or self.surrogates, init=self, device=device, progress=progress)
 Mask.refined = _mask_refined
+
+APPLY_OPTIONS = ('refine_visibility',)   # `CloakConfig` fields that only change how a learnt mask is applied (the refine dial)
+
+def _mask_with_options(self: Mask, **options) -> Mask:
+    "A copy of this mask with the `APPLY_OPTIONS` in `options` set (what `refine=K` reads); learning options cannot change after learning."
+    bad = [k for k in options if k not in APPLY_OPTIONS]
+    if bad: raise ValueError(f"only {APPLY_OPTIONS} can be set on a learnt mask, not {bad}: learn the mask with them instead")
+    make_config(CloakConfig(), options)            # checks each value as the learner would
+    return replace(self, meta={**self.meta, 'options': {**self.meta.get('options', {}), **options}})
+Mask.with_options = _mask_with_options
 
 # %% ../nbs/05_cloak.ipynb
 PRIOR_FILE = Path(__file__).parent/'prior.mask' if '__file__' in globals() else Path('../facecloak/prior.mask')

@@ -289,11 +289,13 @@ BASELINE = dict(init='zero', mix=0, visibility=0.0)   # the baselines' learner: 
 def _learn(subject, eps, surrogates, device, refine: int = 0, **kw):
     "`learn_mask` on the subject's learn photo (quiet unless `progress=True`), applied with `refine` steps per photo."
     kw = {'progress': False, 'surrogates': surrogates, **learn_options(kw)}
+    at_apply = {k: kw.pop(k) for k in cloak.APPLY_OPTIONS if k in kw}      # the same learnt mask, applied otherwise
     key = (subject.name, str(subject.learn), eps, repr(sorted(kw.items(), key=str)), str(device))
     if key not in _LEARNT:
         if len(_LEARNT) > 16: _LEARNT.clear()
         _LEARNT[key] = cloak.learn_mask(subject.learn, epsilon=eps, device=device, **kw)
-    return _Refined(_LEARNT[key], refine, device) if refine else _LEARNT[key]
+    m = _LEARNT[key].with_options(**at_apply) if at_apply else _LEARNT[key]
+    return _Refined(m, refine, device) if refine else m
 
 METHODS: dict[str, Callable] = {
     'none': lambda s, eps, sur, dev, **kw: _NoProtection(),

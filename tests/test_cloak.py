@@ -435,3 +435,17 @@ def test_bench_prior_takes_cloak_options(tmp_path, capsys):
     bench.main(args[:-4] + ['--surrogates', 'edgeface_xxs', '--out', str(tmp_path/'fam.mask')])
     assert json.loads(capsys.readouterr().out)['final'].keys() == {'edgeface_xxs'}
     assert Mask.load(tmp_path/'fam.mask').surrogates == ['edgeface_xxs']
+
+
+def test_bench_refine_times_portraits_with_options(capsys):
+    "benchmarks/bench_refine.py --portraits --set (issue #14): times the refine dial on a 1024² portrait with the mask's options; a bad option is refused first."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('bench_refine', Path(__file__).resolve().parent.parent/'benchmarks'/'bench_refine.py')
+    bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
+    with pytest.raises(SystemExit, match="--set: unknown option 'refine_visiblity'"): bench.main(['--set', 'refine_visiblity=4'])
+    bench.main(['--people', '1', '--photos', '1', '--ks', '0,1', '--portraits', '1', '--threads', '1',
+                '--set', 'steps=2', '--set', 'refine_visibility=4'])
+    out = json.loads(capsys.readouterr().out)
+    assert out['options'] == dict(steps=2, refine_visibility=4) and out['portraits'] == 1
+    assert set(out['apply_portrait_s']) == {'0', '1'} and all(v > 0 for v in out['apply_portrait_s'].values())
+    assert out['apply_portrait_s']['1'] > out['apply_portrait_s']['0']      # one refine step costs more than none

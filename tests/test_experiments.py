@@ -149,6 +149,10 @@ def test_test_split_table_comes_from_the_committed_records(tmp_path):
     dev, test = set(split_people('dev')), set(split_people('test'))
     for k in (5, 20):       # the refine dial from today's default's mask (test_refine_vis)
         assert any(r.startswith(f'| `facecloak[init=prior,mix=4,visibility=1,refine={k}]` |') for r in rows), k
-    for k in ('main', 'new', 'loo', 'loo_vis', 'refine_new', 'refine_vis', 'vis', 'visprior', 'mix8', 'levers'):
+    # issue #14: the refine dial weighing visibility (test_refine_vis4), paired with the default and with the plain dial
+    assert any(r.startswith('| `facecloak[init=prior,mix=4,visibility=4,refine=5,refine_visibility=4]` |') for r in rows), rows
+    assert sum(r.startswith(('| `facecloak[init=prior,mix=4,visibility=1]` | clean |', '| `facecloak[init=prior,mix=4,visibility=1,refine=5]` | clean |'))
+               for r in rows) == 2, rows
+    for k in ('main', 'new', 'loo', 'loo_vis', 'refine_new', 'refine_vis', 'refine_vis4', 'vis', 'visprior', 'mix8', 'levers'):
         people = {x['person'] for x in load_record(ROOT/'data'/'eval'/f'test_{k}.json.gz')['records']}
         assert len(people) >= 12 and people <= test and not people & dev, k
