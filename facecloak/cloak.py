@@ -17,66 +17,28 @@ from tqdm.auto import tqdm
 
 import facecloak.synth
 from . import assets, align, models, saliency
+from .models import embed, model_fingerprint, reference_embeddings, resolve_surrogates
 from .core import atomic_write, default_device, gaussian_blur, jpeg_like, seeded, version
 
 # %% auto 0
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'READABLE_VERSIONS', 'LOSS_TERMS', 'TRANSFORMS', 'PARAMETERISATIONS', 'OPTIMIZERS',
-           'RENAMED', 'LEARN_INPUTS', 'MIN_FACE', 'NATIVE_MODES', 'MAX_SCALE', 'APPLY_OPTIONS', 'PRIOR_FILE',
-           'resolve_surrogates', 'model_fingerprint', 'embed', 'augment_set', 'aligned_images', 'training_set',
-           'AnchorBank', 'pool_people', 'build_anchor_bank', 'bank_similarity', 'reference_embeddings',
-           'resolve_reference', 'anchor_candidates', 'resolve_anchor', 'similar_identity', 'Targets', 'resolve_targets',
-           'leakage_map', 'budget', 'project', 'feather_window', 'jnd_map', 'perceptual_weights', 'ssim_map',
-           'visibility', 'self_term', 'anchor_term', 'similar_term', 'feature_term', 'rank_term', 'needs_features',
-           'needs_crowd', 'identity_loss', 'random_affine', 'random_blur', 'random_jpeg', 'block_shuffle',
-           'structure_invariant', 'elastic', 'intensity_scale', 'admix', 'input_transforms', 'diversify',
-           'convolutions', 'at_depth', 'model_dropout', 'feature_taps', 'PixelMask', 'SmoothMask', 'surface_maps',
-           'to_surface', 'on_surface', 'UVMask', 'SmoothUVMask', 'MIFGSM', 'AdamTanh', 'CloakConfig', 'make_config',
-           'Mask', 'random_mask', 'batch_indices', 'clean_features', 'pull_term', 'resolve_init', 'learn_mask',
-           'MaskFileError', 'FaceTooSmallError', 'magnification', 'prior_photos', 'learn_prior', 'other_people',
-           'mixed_set', 'load_prior']
+           'RENAMED', 'PRESETS', 'LEARN_INPUTS', 'MIN_FACE', 'NATIVE_MODES', 'MAX_SCALE', 'APPLY_OPTIONS', 'PRIOR_FILE',
+           'augment_set', 'aligned_images', 'training_set', 'AnchorBank', 'pool_people', 'build_anchor_bank',
+           'bank_similarity', 'resolve_reference', 'anchor_candidates', 'resolve_anchor', 'similar_identity', 'Targets',
+           'resolve_targets', 'leakage_map', 'budget', 'project', 'feather_window', 'jnd_map', 'perceptual_weights',
+           'ssim_map', 'visibility', 'self_term', 'anchor_term', 'similar_term', 'feature_term', 'rank_term',
+           'needs_features', 'needs_crowd', 'identity_loss', 'random_affine', 'random_blur', 'random_jpeg',
+           'block_shuffle', 'structure_invariant', 'elastic', 'intensity_scale', 'admix', 'input_transforms',
+           'diversify', 'convolutions', 'at_depth', 'model_dropout', 'feature_taps', 'PixelMask', 'SmoothMask',
+           'surface_maps', 'to_surface', 'on_surface', 'UVMask', 'SmoothUVMask', 'MIFGSM', 'AdamTanh', 'CloakConfig',
+           'make_config', 'preset', 'Mask', 'random_mask', 'batch_indices', 'clean_features', 'pull_term',
+           'resolve_init', 'learn_mask', 'MaskFileError', 'FaceTooSmallError', 'magnification', 'prior_photos',
+           'learn_prior', 'other_people', 'mixed_set', 'load_prior']
 
 # %% ../nbs/05_cloak.ipynb
 FORMAT = 'facecloak-mask'
 FORMAT_VERSION = 2                 # version 2 adds the surface texture; a mask without one is written as version 1
 READABLE_VERSIONS = (1, 2)
-
-def resolve_surrogates(surrogates=None, device=None) -> tuple[list[str], list[nn.Module]]:
-    "Names and frozen eval-mode modules of `surrogates` (default: `facecloak.models.SURROGATES`)."
-    device = default_device(device)
-    if surrogates is None: surrogates = models.SURROGATES
-    if isinstance(surrogates, models.Ensemble): surrogates = list(surrogates.models)
-    if isinstance(surrogates, (str, nn.Module)): surrogates = [surrogates]
-    surrogates = list(surrogates)
-    if not surrogates: raise ValueError("surrogates is empty: give at least one model name or nn.Module")
-    names, mods = [], []
-    for s in surrogates:
-        if isinstance(s, str): m = models.load_model(s, device=device); name = getattr(m, 'name', None) or s
-        elif isinstance(s, nn.Module): m = s; name = getattr(m, 'name', None) or type(m).__name__
-        else: raise TypeError(f"a surrogate must be a model name or an nn.Module, got {type(s).__name__}")
-        m = m.to(device).eval()
-        for p in m.parameters(): p.requires_grad_(False)
-        base, i = name, 1
-        while name in names: i += 1; name = f'{base}#{i}'
-        names.append(name); mods.append(m)
-    return names, mods
-
-def model_fingerprint(m: nn.Module) -> str:
-    "A short digest of a model's name and weights (for cache keys); a loaded `FaceModel`'s `ident` when it has one."
-    if getattr(m, 'ident', None): return str(m.ident)
-    h = hashlib.sha1((getattr(m, 'name', None) or type(m).__name__).encode())
-    for k, v in m.state_dict().items():
-        if torch.is_tensor(v) and v.is_floating_point():
-            h.update(k.encode()); h.update(v.detach().float().flatten()[:64].cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-@torch.no_grad()
-def embed(mods, x, batch_size=64) -> list[torch.Tensor]:
-    "Embeddings (N,D) of aligned images `x` (N,3,H,W) by each module of `mods`."
-    out = []
-    for m in mods:
-        dev = next(iter(m.parameters()), torch.empty(0)).device
-        out.append(torch.cat([m(x[i:i + batch_size].to(dev)).float() for i in range(0, len(x), batch_size)]))
-    return out
 
 # %% ../nbs/05_cloak.ipynb
 def _affine(x, angle, scale, tx, ty, padding='reflection'):
@@ -263,10 +225,6 @@ def bank_similarity(reference: dict, bank: AnchorBank) -> torch.Tensor:
     bank.check(list(reference))
     return torch.stack([bank.embeddings[k] @ F.normalize(r.float().cpu().reshape(-1), dim=0)
                         for k, r in reference.items()]).mean(0)
-
-def reference_embeddings(mods, names, x) -> dict:
-    "{surrogate: (1,D)}: the unit mean embedding of the aligned images `x` by each module, on the CPU."
-    return {n: F.normalize(e.mean(0, keepdim=True), dim=-1).cpu() for n, e in zip(names, embed(mods, x))}
 
 def _embedding_dict(d: dict, names, what: str) -> dict:
     "{surrogate: (1,D)} unit embeddings from a user's dict `d`, checked to cover every surrogate in `names`."
@@ -901,6 +859,19 @@ def make_config(config: CloakConfig | None = None, overrides: dict | None = None
         close = difflib.get_close_matches(k, known + list(also), n=1)
         raise TypeError(f"unknown option {k!r}; " + (f"did you mean {close[0]!r}?" if close else f"the options are {', '.join(known)}"))
     return replace(base, **(overrides or {}))
+
+PRESETS = {   # named sets of `learn_mask` keywords, for the places that learn otherwise than by the defaults
+    'baseline': dict(init='zero', mix=0, visibility=0.0, leakage_weight=0.5),   # the published method (FaceCloak, OPOM-style, PGD baselines): none of facecloak's own levers
+    'prior': dict(w_anchor=0.0, w_similar=0.0, leakage_weight=0.0, steps=600, batch_size=16, mix=0,
+                  keep_reference_image=False, visibility=0.0),   # the shipped prior's recipe: the whole budget, from each photo's own identity
+    'refine': dict(w_similar=0.0, mix=0, keep_reference_image=False),   # the refine dial's per-photo steps (on one photo: no other people)
+    'quick': dict(steps=20),                                             # an interactive learn (the widgets): a third of the steps
+}
+
+def preset(name: str, **overrides) -> dict:
+    "The `learn_mask` keywords of the named preset (`PRESETS`), with `overrides` on top."
+    if name not in PRESETS: raise ValueError(f"unknown preset {name!r}: use one of {', '.join(map(repr, PRESETS))}")
+    return {**PRESETS[name], **overrides}
 
 # %% ../nbs/05_cloak.ipynb
 @dataclass(eq=False)

