@@ -153,30 +153,34 @@ def main(argv=None):
     if a.out:
         import matplotlib; matplotlib.use('Agg')
         import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(10, 4.6))
+        from lab import label_points
+        fig, ax = plt.subplots(figsize=(14, 6.5))
         colours = plt.get_cmap('tab20').colors
+        marks = []                           # (x, y, text): the budgets other than 8/255 and the families' settings, placed at the end
         drawn = {m for ms in FAMILIES.values() for m in ms} - {NEW[0]}     # the families' own lines show these (the default has its ε line)
         for k, m in enumerate(dict.fromkeys(r['method'] for r in rs if r['method'] not in drawn)):     # a colour and a marker each
             pts = sorted((r['portrait_ssim'], r['black'], r['epsilon']) for r in rs if r['method'] == m)
             star = 'refine=' in m              # the refine dial (per-photo steps): stars, the goal's point in red
             ax.plot([p[0] for p in pts], [p[1] for p in pts], '-', marker='*' if star else 'osD^v'[k % 5], ms=13 if star else 6,
                     color='red' if m == REFINE else colours[(2 * k) % 20 + (k >= 10)], label=LABELS.get(m, m))
-            for x, y, e in pts: ax.annotate(f'ε {e:g}', (x, y), textcoords='offset points', xytext=(4, 4), fontsize=7)
+            marks += [(x, y, f'ε {e:g}') for x, y, e in pts if e != 8]
         for (label, ms), style in zip(FAMILIES.items(), ('k-o', 'm-s')):         # one knob at ε 8: a line through its settings
             pts = [next(((r['portrait_ssim'], r['black']) for r in rs if (r['method'], r['epsilon']) == (m, 8.0)), None) for m in ms]
             pts = [(p, m) for p, m in zip(pts, ms) if p is not None]
             if len(pts) < 2: continue
             ax.plot([p[0] for p, _ in pts], [p[1] for p, _ in pts], style, lw=2, alpha=.6, label=label)
-            for (x, y), m in pts: ax.annotate(m.split('visibility=')[1].rstrip(']').split(',')[0] if 'visibility=' in m else '0', (x, y),
-                                              textcoords='offset points', xytext=(-10, -10), fontsize=8, weight='bold')
+            marks += [(x, y, 'vis. ' + (m.split('visibility=')[1].rstrip(']').split(',')[0] if 'visibility=' in m else '0')) for (x, y), m in pts]
         ax.axvline(0.97, color='grey', ls=':', lw=1)
         for base, ls in ((OLD, ':'), (NEW, '--')):      # the goal: right of 0.97, above the default (today's: dashed)
             d0 = next((r['black'] for r in rs if (r['method'], r['epsilon']) == base), None)
             if d0 is not None: ax.axhline(d0, color='grey', ls=ls, lw=1)
         ax.set(xlabel='face SSIM at full resolution (the first 6 CelebA-HQ 1024² portraits)', ylabel='black-box top-1 protection',
-               title='protection vs visibility at full size (development split)')
-        ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1)); ax.grid(alpha=.3); fig.tight_layout()
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True); fig.savefig(a.out, dpi=110)
+               title='protection vs visibility at full size (development split, ε 8/255 unless marked)')
+        ax.title.set_fontsize(10)
+        ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1), frameon=False); ax.grid(alpha=.3)
+        fig.subplots_adjust(left=.06, right=.5, bottom=.09, top=.94)        # the right half: the legend
+        label_points(ax, [m[:2] for m in marks], [m[2] for m in marks], fontsize=6.5)      # none over another, a point or a line
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True); fig.savefig(a.out, dpi=110, bbox_inches='tight')   # the legend beside it
         print(f'figure: {a.out}', file=sys.stderr)
 
 

@@ -5,7 +5,7 @@
 Every lever is compared with `facecloak` as these records ran it, the default before issue #13 (the mask started from
 zero, no other people in the batches; `facecloak[init=zero,mix=0]` today), person by person over the people both records
 hold: mean difference in top-1 identification protection, its standard error over people, and how many
-people it moved up and down (`facecloak.evaluate.lever_table`). The records are those of the commands in
+people it moved up and down (`lab.lever_table`, experiments/lab.py). The records are those of the commands in
 experiments/levers.md; a missing one is reported and left out.
 
 A second table (lever 1's prior per surrogate family) compares, per target model, each family's prior alone
@@ -61,7 +61,8 @@ def main(argv=None):
     ap.add_argument('--condition', default='clean'); ap.add_argument('--out', default=None)
     ap.add_argument('--min-people', type=int, default=24, help='levers with fewer people are in the table, not the figure')
     a = ap.parse_args(argv)
-    from facecloak.evaluate import lever_table, load_records, plot_levers
+    from facecloak.evaluate import load_records
+    from lab import label_points, lever_table, plot_levers
     recs = load_records(RECORDS, warn=lambda m: print(m, file=sys.stderr))
     have = {x['method'] for r in recs for x in r['records']}
     methods = [m for m in LEVERS if m in have]
@@ -89,12 +90,12 @@ def main(argv=None):
         q0 = [x for x in base['records'] if x['kind'] == 'quality' and x['method'] == 'facecloak']
         pts = [(sum(x['apply_s'] for x in q0) / len(q0), dial[0]['base_mean'], 'K = 0 (the mask)')]
         pts += [(r['apply_s'], r['mean'], LEVERS[r['method']].split('. ')[-1]) for r in dial]
-        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+        fig, ax = plt.subplots(figsize=(6, 3.8))
         ax.plot([p[0] for p in pts], [p[1] for p in pts], 'o-')
-        for x, y, t in pts: ax.annotate(t, (x, y), textcoords='offset points', xytext=(4, -10), fontsize=7)
         ax.set(xscale='log', xlabel='seconds per photo, detection included (2 shared CPU cores)',
-               ylabel=f'{a.box}-box top-1 protection', ylim=(0, 1), title='the refine dial (development split)')
-        ax.grid(alpha=.3); fig.tight_layout()
+               ylabel=f'{a.box}-box top-1 protection', ylim=(0, 1.1), title='the refine dial (development split)')
+        ax.set_xlim(right=80); ax.grid(alpha=.3); fig.tight_layout()
+        label_points(ax, [p[:2] for p in pts], [p[2] for p in pts])     # beside each point, none over another
         dpath = Path(a.out).with_name('refine_dial.png'); dpath.parent.mkdir(parents=True, exist_ok=True); fig.savefig(dpath, dpi=110)
         print(f'figure: {dpath}', file=sys.stderr)
     if a.out:

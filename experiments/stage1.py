@@ -30,8 +30,8 @@ import argparse, ast, json, sys, time, hashlib
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from facecloak import evaluate as E, synth as S
-from facecloak.cloak import aligned_images, augment_set, bank_similarity, build_anchor_bank, embed, learn_mask, resolve_surrogates
-from facecloak.models import load_model, TARGETS
+from facecloak.cloak import aligned_images, augment_set, bank_similarity, build_anchor_bank, learn_mask
+from facecloak.models import embed, load_model, resolve_surrogates, TARGETS
 
 
 def people(n, seed, offset=0):

@@ -44,6 +44,12 @@ LEVERS = 'data/eval/test_levers.json.gz'       # levers 2 and 4 switched on or o
 FOLDS = ('mobilefacenet_paddlex', 'edgeface_xs', 'facenet_casia')   # the black-box models, each a LOO fold
 DEFAULT = 'facecloak[init=prior,mix=4,visibility=1]'   # learn_mask's defaults since issue #14's visibility term, spelled out
 PREVIOUS = 'facecloak[init=prior,mix=4,visibility=0]'  # ... before it (issue #13's prior and mixing): test_new
+OLD = 'facecloak[init=zero,mix=0,visibility=0]'       # ... before issue #13 (a zero start, the person's own photos)
+LABELS = {DEFAULT: "facecloak (today's default)", PREVIOUS: "issue #13's default (no visibility term)",   # the figure's words
+          OLD: 'the default before #13', f'{OLD[:-len(",visibility=0]")]},refine=5,visibility=0]': 'the default before #13, refine 5 steps',
+          f'{OLD[:-len(",visibility=0]")]},refine=20,visibility=0]': 'the default before #13, refine 20 steps',
+          'facecloak[init=prior,mix=0,visibility=0]': 'started from the prior, no mixed batches',
+          'facecloak[init=prior,mix=8,visibility=1]': "today's default, mixed batches of 8"}
 
 
 def _print(rs, n, default):
@@ -65,7 +71,8 @@ def main(argv=None):
     ap.add_argument('--default', default=DEFAULT, help='the method the others are paired against')
     ap.add_argument('--out', default=None)
     a = ap.parse_args(argv)
-    from facecloak.evaluate import load_record, load_records, paired, pin_defaults, split_table
+    from facecloak.evaluate import load_record, load_records, paired, pin_defaults
+    from lab import split_table
     pin = lambda r: None if r is None else pin_defaults(r)          # every method under the spec it ran
     recs = [pin(r) for r in load_records(RECORDS, warn=lambda m: print(m, file=sys.stderr))]
     if not recs: sys.exit('no test-split record found')
@@ -126,18 +133,18 @@ def main(argv=None):
                   f"({p['up']} / {p['down']}, n {p['n']}) |")
     if a.out:
         import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        from facecloak.evaluate import method_label
+        from lab import label_points
+        fig, ax = plt.subplots(figsize=(9, 6))
         pts = sorted((r for r in rs if r['ssim_face'] is not None and r.get('black_clean') is not None), key=lambda r: r['black_clean'])
-        for i, r in enumerate(pts):           # labels alternate above and below, so near points stay readable
-            ax.scatter(r['ssim_face'], r['black_clean'], s=25)
-            ax.annotate(r['method'], (r['ssim_face'], r['black_clean']), fontsize=6, xytext=(3, 4 if i % 2 else -9),
-                        textcoords='offset points')
-        ax.set(xlabel='face-crop SSIM', ylabel='black-box top-1 protection', ylim=(0, 1),
+        for k, r in enumerate(pts): ax.scatter(r['ssim_face'], r['black_clean'], s=25, color=f'C{k % 10}')
+        ax.set(xlabel='face-crop SSIM', ylabel='black-box top-1 protection', ylim=(0, 1.05),
                title=f'test split ({n} people), ε = 8/255, JPEG q90, re-detected')
-        ax.grid(alpha=.3); fig.tight_layout()
+        ax.set_xlim(0.86, 1.01); ax.grid(alpha=.3); fig.tight_layout()
+        label_points(ax, [(r['ssim_face'], r['black_clean']) for r in pts],
+                     [LABELS.get(r['method']) or method_label(r['method'], a.default) for r in pts])     # in words, none over another
         Path(a.out).parent.mkdir(parents=True, exist_ok=True); fig.savefig(a.out, dpi=110)
         print(f'figure: {a.out}', file=sys.stderr)
-
 
 if __name__ == '__main__':
     main()

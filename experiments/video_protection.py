@@ -27,8 +27,9 @@ ARMS = ('photo', 'video crf 18', 'video crf 28', 'video none')
 
 def _attack(paths, subject, gallery, models, thresholds):
     from facecloak import evaluate as E
+    from facecloak.models import embed
     x, found = E.attacker_align(paths, cache=False)
-    return {n: E.protection(gallery, n, E.embed(m, x), found, subject.name, thresholds.get(n, {})) for n, m in models.items()}
+    return {n: E.protection(gallery, n, embed([m], x)[0].cpu(), found, subject.name, thresholds.get(n, {})) for n, m in models.items()}
 
 
 def _frames_to_png(clip, d, tag, every=2):

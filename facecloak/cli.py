@@ -151,16 +151,12 @@ def _why(e: Exception) -> str:
 
 # %% ../nbs/08_cli.ipynb
 def config_options(items) -> dict:
-    """`--set KEY=VALUE` items as `CloakConfig` overrides: values are Python literals (numbers, tuples, dicts) or bare
-    words; every key and value is checked by `CloakConfig` itself, so a bad one is refused before anything loads."""
-    import ast
+    """`--set KEY=VALUE` items as `CloakConfig` overrides, read by `facecloak.evaluate.parse_options` (the parser of
+    method specs too: values are Python literals or bare words); every key and value is checked by `CloakConfig`
+    itself, so a bad one is refused before anything loads."""
     from facecloak.cloak import CloakConfig, make_config
-    kw = {}
-    for it in items:
-        k, eq, v = it.partition('=')
-        if not eq or not k.strip(): raise ValueError(f'{it!r} is not KEY=VALUE (e.g. parameterisation=smooth)')
-        try: kw[k.strip()] = ast.literal_eval(v.strip())
-        except (ValueError, SyntaxError): kw[k.strip()] = v.strip()
+    from facecloak.evaluate import parse_options
+    kw = parse_options(items)
     make_config(CloakConfig(), kw)        # unknown keys (with the nearest name) and bad values raise here
     return kw
 

@@ -15,18 +15,17 @@ from tqdm.auto import tqdm
 
 import facecloak
 from . import assets, align, synth, cloak
-from .models import LFW_THRESHOLDS, SURROGATES, TARGETS, load_model, present
+from .models import LFW_THRESHOLDS, SURROGATES, TARGETS, embed, load_model, present
 from .assets import lfw_people, lfw_roles, cache_dir
 from .core import atomic_write, jpeg, local_cluster
 
 # %% auto 0
-__all__ = ['DEV_PEOPLE', 'SPLIT_MIN_PHOTOS', 'CONDITIONS', 'BASELINE', 'METHODS', 'DEFAULTS_BEFORE', 'LEARNT_WITH_DEFAULTS',
-           'Subject', 'split_people', 'subjects', 'attacker_align', 'embed', 'Gallery', 'protection', 'verification',
-           'reverify', 'quality', 'lpips_distance', 'native_quality', 'portrait_photos', 'portrait_quality',
-           'learn_options', 'parse_method', 'evaluate_subject', 'EvalConfig', 'versions', 'load_record', 'load_records',
-           'run_evaluation', 'summarize', 'markdown_table', 'plot_report', 'by_box', 'per_person', 'paired',
-           'lever_table', 'plot_levers', 'complete_people', 'split_table', 'rename_methods', 'record_defaults',
-           'unpinned', 'pin_defaults']
+__all__ = ['DEV_PEOPLE', 'SPLIT_MIN_PHOTOS', 'CONDITIONS', 'METHODS', 'DEFAULTS_BEFORE', 'LEARNT_WITH_DEFAULTS', 'Subject',
+           'split_people', 'subjects', 'attacker_align', 'Gallery', 'protection', 'verification', 'reverify', 'quality',
+           'lpips_distance', 'native_quality', 'portrait_photos', 'portrait_quality', 'learn_options', 'parse_options',
+           'parse_method', 'evaluate_subject', 'EvalConfig', 'versions', 'load_record', 'load_records',
+           'run_evaluation', 'summarize', 'markdown_table', 'method_label', 'plot_report', 'by_box', 'per_person',
+           'paired', 'rename_methods', 'record_defaults', 'unpinned', 'pin_defaults']
 
 # %% ../nbs/06_evaluate.ipynb
 @dataclass
@@ -81,12 +80,6 @@ def attacker_align(paths, detector: str = 'mtcnn', cache: bool = True, progress:
     return align.align_paths([Path(p) for p in paths], detector=detector, select='center', cache=cache,
                              on_missing='zeros', return_found=True, progress=progress)
 
-@torch.no_grad()
-def embed(model, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    "Embeddings of aligned crops `x` with `model` (batched on the model's device, as `facecloak.cloak.embed`), on CPU."
-    if not len(x): return torch.empty(0, 0)
-    return cloak.embed([model], x, batch_size)[0].cpu()
-
 # %% ../nbs/06_evaluate.ipynb
 class Gallery:
     "Clean gallery: subjects' gallery photos plus `n_distractors` distractor people (one photo each)."
@@ -113,7 +106,7 @@ class Gallery:
             if not ok.all():
                 bad = [str(p) for p, o in zip(self.paths, ok) if not o]
                 raise RuntimeError(f'no face found in gallery photos: {bad[:5]}')
-        e = embed(model, self._x)
+        e = embed([model], self._x)[0].cpu()
         if cache: atomic_write(f, lambda tmp: torch.save(e, tmp))   # workers of a cluster may build it at once
         return e
 
@@ -284,7 +277,6 @@ def _prior(path: str = 'prior', epsilon: float | None = None) -> cloak.Mask:
     return m
 
 _LEARNT: dict = {}                 # masks learnt in this process, so that refine=K sweeps learn once
-BASELINE = dict(init='zero', mix=0, visibility=0.0)   # the baselines' learner: none of facecloak's later levers
 
 def _learn(subject, eps, surrogates, device, refine: int = 0, **kw):
     "`learn_mask` on the subject's learn photo (quiet unless `progress=True`), applied with `refine` steps per photo."
@@ -300,14 +292,26 @@ def _learn(subject, eps, surrogates, device, refine: int = 0, **kw):
 METHODS: dict[str, Callable] = {
     'none': lambda s, eps, sur, dev, **kw: _NoProtection(),
     'noise': lambda s, eps, sur, dev, **kw: cloak.random_mask(s.learn, eps, seed=0, **kw),
-    'pgd': lambda s, eps, sur, dev, **kw: _PerPhoto(epsilon=eps, surrogates=sur, device=dev, progress=False, **{**BASELINE, **kw}),
-    'universal1': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **{'synth': None, **BASELINE, **kw}),
-    'opom': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, images=[s.learn, *s.extra], **{**BASELINE, **kw}),
+    'pgd': lambda s, eps, sur, dev, **kw: _PerPhoto(epsilon=eps, surrogates=sur, device=dev, progress=False, **cloak.preset('baseline', **kw)),
+    'universal1': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **cloak.preset('baseline', **{'synth': None, **kw})),
+    'opom': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, images=[s.learn, *s.extra], **cloak.preset('baseline', **kw)),
     'facecloak': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **kw),
     'facecloak_offline': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **{'synth': 'offline', **kw}),
-    'facecloak_uniform': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **{'leakage_weight': 0.0, **kw}),
+    'facecloak_uniform': lambda s, eps, sur, dev, **kw: _learn(s, eps, sur, dev, **{'leakage_weight': 0.0, **kw}),   # spelled out: uniform whatever the default
     'prior': lambda s, eps, sur, dev, path='prior', **kw: _prior(path, eps),    # the cross-identity prior alone
 }
+
+# %% ../nbs/06_evaluate.ipynb
+def parse_options(items) -> dict:
+    """{key: value} of `KEY=VALUE` strings `items`: values are Python literals (numbers, tuples, dicts, quoted strings)
+    or else bare words; an item that is not KEY=VALUE is refused (ValueError)."""
+    kw = {}
+    for it in items:
+        k, eq, v = it.partition('=')
+        if not eq or not k.strip(): raise ValueError(f'{it!r} is not KEY=VALUE (e.g. steps=20, parameterisation=smooth)')
+        try: kw[k.strip()] = ast.literal_eval(v.strip())
+        except (ValueError, SyntaxError): kw[k.strip()] = v.strip()
+    return kw
 
 def _top_level_split(s: str, sep: str = ',') -> list[str]:
     "`s` split at `sep` outside brackets and quotes."
@@ -322,18 +326,13 @@ def _top_level_split(s: str, sep: str = ',') -> list[str]:
     return out + [cur]
 
 def parse_method(spec: str) -> tuple[str, dict]:
-    """'facecloak[w_anchor=0,steps=120]' -> ('facecloak', {'w_anchor': 0, 'steps': 120}): ablations by name. Values
-    are Python literals (dicts and tuples too) or bare strings; `refine=K` applies the mask with K steps per photo."""
+    "'facecloak[w_anchor=0,steps=120]' -> ('facecloak', {'w_anchor': 0, 'steps': 120}): ablations by name (`parse_options`)."
     name, _, rest = spec.partition('[')
     if name not in METHODS: raise ValueError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
-    kw = {}
-    if rest:
-        if not rest.endswith(']'): raise ValueError(f'bad method spec {spec!r}: expected name[key=value,...]')
-        for item in filter(None, _top_level_split(rest[:-1])):
-            k, _, v = item.partition('=')
-            try: kw[k.strip()] = ast.literal_eval(v.strip())
-            except (ValueError, SyntaxError): kw[k.strip()] = v.strip()
-    return name, kw
+    if not rest: return name, {}
+    if not rest.endswith(']'): raise ValueError(f'bad method spec {spec!r}: expected name[key=value,...]')
+    try: return name, parse_options(filter(None, _top_level_split(rest[:-1])))
+    except ValueError as e: raise ValueError(f'bad method spec {spec!r}: {e}') from None
 
 # %% ../nbs/06_evaluate.ipynb
 def _write(im, path, fmt, quality_):
@@ -405,7 +404,7 @@ def evaluate_subject(subject: Subject, method: str, epsilon: float, *, targets: 
             for cond in conditions:
                 x, found = attacker_align(_degrade(written, cond, d), cache=False)
                 for tname in ([target] if target else targets):
-                    e = embed(models[tname], x)
+                    e = embed([models[tname]], x)[0].cpu()
                     wb = mode != 'loo' and tname in used
                     recs.append(dict(base, kind='protection', target=tname, condition=cond,
                                      box='white' if wb else 'black',
@@ -560,48 +559,89 @@ def markdown_table(rows: list[dict], cols=('method', 'epsilon', 'target', 'box',
     return '\n'.join(lines)
 
 # %% ../nbs/06_evaluate.ipynb
+_METHOD_WORDS = {'none': 'no protection', 'noise': 'random noise', 'pgd': 'per-photo PGD', 'universal1': 'one-photo universal mask',
+                 'opom': 'OPOM-style mask (5 real photos)', 'facecloak': 'facecloak (default)',
+                 'facecloak_offline': 'facecloak, offline synthetic set', 'facecloak_uniform': 'facecloak, uniform budget',
+                 'prior': 'the prior alone'}
+
+def _words(k: str, v) -> str:
+    "One method option in words."
+    num = lambda v: f'{v:g}' if isinstance(v, (int, float)) else str(v)
+    if k == 'init' and isinstance(v, str): return {'prior': 'started from the prior', 'zero': 'started from zero'}.get(v, f'started from {Path(str(v)).stem}')
+    if k == 'path': return f'{Path(str(v)).stem}'
+    if k == 'mix': return 'no mixed batches' if v == 0 else f'+ mixed batches ({v} others)'
+    if k == 'refine': return f'refine {v} steps'
+    if k == 'leakage_weight': return 'uniform budget' if v == 0 else f'leakage weight {num(v)}'
+    if k == 'steps': return f'{v} steps'
+    if k == 'batch_size': return f'batches of {v}'
+    if k == 'parameterisation' and isinstance(v, str): return {'smooth': 'band-limited', 'uv': 'on the 3D surface', 'smooth_uv': 'band-limited on the 3D surface'}.get(v, v)
+    if k == 'band': return f'σ {num(v)}'
+    if k == 'diversity' and isinstance(v, str) and v.startswith('+'): return ' '.join(f'+ {t}' for t in v[1:].split('+') if t)
+    if k == 'extra_losses' and isinstance(v, dict): return ' '.join(f'+ {t} term' for t in v)
+    if k == 'surrogates' and isinstance(v, (list, tuple)): return f'{len(v)} surrogates'
+    return f"{k.replace('_', ' ')} {num(v)}"
+
+def method_label(spec: str, default: str | None = None) -> str:
+    """`spec` in words for a figure: the method's name, then each option (`_words`); `default`'s own spec reads
+    'facecloak (default)', and one that adds options to it reads as the default plus those. An unknown spec is itself."""
+    try: name, kw = parse_method(spec)
+    except ValueError: return spec
+    base = _METHOD_WORDS[name]
+    if default is not None and spec != name:
+        try: dname, dkw = parse_method(default)
+        except ValueError: dname, dkw = None, {}
+        if dname == name and all(kw.get(k, object()) == v for k, v in dkw.items()):
+            extra = {k: v for k, v in kw.items() if k not in dkw}
+            return f"{base.split(' (')[0]} (default)" + (', ' + ', '.join(_words(k, v) for k, v in extra.items()) if extra else '')
+    if not kw: return base
+    return f"{base.replace(' (default)', '')}: " + ', '.join(_words(k, v) for k, v in kw.items())
+
+# %% ../nbs/06_evaluate.ipynb
 def plot_report(rec: dict, out_dir=None, condition: str = 'clean', main_epsilon: float | None = None):
     "Protection-vs-ε, protection-vs-SSIM and per-model figures of an evaluation record; saved as PNGs in `out_dir`."
     import matplotlib.pyplot as plt
     rows = summarize(rec, condition)
     main_epsilon = main_epsilon or rec.get('config', {}).get('main_epsilon', 8)
+    every = sorted({r['method'] for r in rows})
+    colour = {m: f'C{i % 10}' for i, m in enumerate(every)}            # a method's colour in every figure
+    legend = lambda ax: ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1), frameon=False)
     figs = {}
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for m in sorted({r['method'] for r in rows}):
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for m in every:
         pts = {}
         for r in rows:
             if r['method'] == m and r['box'] == 'black': pts.setdefault(r['epsilon'], []).append(r['top1'])
         if len(pts) > 1:
-            es = sorted(pts); ax.plot(es, [np.mean(pts[e]) for e in es], 'o-', label=m)
+            es = sorted(pts); ax.plot(es, [np.mean(pts[e]) for e in es], 'o-', color=colour[m], label=method_label(m))
     ax.set(xlabel='ε (grey levels)', ylabel='black-box top-1 protection', ylim=(0, 1), title='protection vs budget')
-    if ax.lines: ax.legend()
+    if ax.lines: legend(ax)
     ax.grid(alpha=.3); figs['protection_vs_epsilon'] = fig
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for m in sorted({r['method'] for r in rows}):
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for m in every:
         pts = {}
         for r in rows:
             if r['method'] == m and r['box'] == 'black' and 'ssim_face' in r: pts.setdefault(r['epsilon'], []).append((r['ssim_face'], r['top1']))
         xy = np.array([np.mean(v, 0) for _, v in sorted(pts.items())])
-        if len(xy): ax.plot(xy[:, 0], xy[:, 1], 'o-', label=m)
+        if len(xy): ax.plot(xy[:, 0], xy[:, 1], 'o-', color=colour[m], label=method_label(m))
     ax.set(xlabel='face-crop SSIM', ylabel='black-box top-1 protection', ylim=(0, 1), title='protection vs visibility')
-    if ax.lines: ax.legend()
+    if ax.lines: legend(ax)
     ax.grid(alpha=.3); figs['protection_vs_ssim'] = fig
     sel = [r for r in rows if r['epsilon'] == main_epsilon or r['method'] == 'none']
     methods = sorted({r['method'] for r in sel}); targets = sorted({r['target'] for r in sel})
-    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(targets)), 3.5))
+    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(targets)) + 2, 3.8))
     w = 0.8 / max(1, len(methods))
     for i, m in enumerate(methods):
         v = [next((r['top1'] for r in sel if r['method'] == m and r['target'] == t), 0) for t in targets]
-        ax.bar(np.arange(len(targets)) + i * w, v, w, label=m)
+        ax.bar(np.arange(len(targets)) + i * w, v, w, color=colour[m], label=method_label(m))
     boxes = {r['target']: r['box'] for r in sel if r['method'] not in ('none',)}
-    ax.set_xticks(np.arange(len(targets)) + w * (len(methods) - 1) / 2,
-                  [f"{t}\n({boxes.get(t, '?')}-box)" for t in targets], fontsize=7)
+    ax.set_xticks(np.arange(len(targets)) + w * (len(methods) - 1) / 2,      # a model's name on two lines: the names never touch
+                  ['\n'.join([*t.split('_', 1), f"({boxes.get(t, '?')}-box)"]) for t in targets], fontsize=7)
     ax.set(ylabel='top-1 protection', ylim=(0, 1), title=f'per model at ε={main_epsilon}/255')
-    ax.legend(fontsize=7); figs['protection_per_model'] = fig
+    legend(ax); figs['protection_per_model'] = fig
     for f in figs.values(): f.tight_layout()
     if out_dir:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        for k, f in figs.items(): f.savefig(Path(out_dir)/f'{k}.png', dpi=120)
+        for k, f in figs.items(): f.savefig(Path(out_dir)/f'{k}.png', dpi=120, bbox_inches='tight')
     return figs
 
 # %% ../nbs/06_evaluate.ipynb
@@ -647,73 +687,6 @@ def paired(rec: dict, base: str, method: str, *, other: dict | None = None, **kw
                 up=int((d > 1e-9).sum()), down=int((d < -1e-9).sum()))
 
 # %% ../nbs/06_evaluate.ipynb
-def lever_table(recs: list, base: str, methods: list, **kw) -> list[dict]:
-    "`paired(..., base, m)` for each method `m` of `methods`, found in whichever record of `recs` holds it."
-    find = lambda m: next((r for r in recs if any(x['method'] == m for x in r['records'])), None)
-    rb, out = find(base), []
-    if rb is None: raise ValueError(f"no record holds the baseline {base!r}")
-    for m in methods:
-        rm = find(m)
-        if rm is None: raise ValueError(f"no record holds method {m!r}")
-        q = [x for x in rm['records'] if x['kind'] == 'quality' and x['method'] == m]
-        out.append(dict(paired(rb, base, m, other=rm, **kw), ssim_face=float(np.mean([x['ssim_face'] for x in q])),
-                        learn_s=float(np.mean([x['learn_s'] for x in q])), apply_s=float(np.mean([x['apply_s'] for x in q]))))
-    return out
-
-def plot_levers(recs: list, base: str, methods: list, labels: dict | None = None, title: str = '', **kw):
-    "Per-person paired differences against `base` per lever, and protection vs face SSIM (see `lever_table`)."
-    import matplotlib.pyplot as plt
-    labels, rows = labels or {}, lever_table(recs, base, methods, **kw)
-    find = lambda m: next(r for r in recs if any(x['method'] == m for x in r['records']))
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 0.45 * len(methods) + 2.2), gridspec_kw=dict(width_ratios=(1.3, 1)))
-    pb = per_person(find(base), base, **kw)
-    for i, (m, r) in enumerate(zip(methods, rows)):
-        pm = per_person(find(m), m, **kw)
-        d = [pm[p] - pb[p] for p in pb if p in pm]
-        a1.scatter(d, i + np.random.default_rng(i).uniform(-.15, .15, len(d)), s=9, alpha=.5, color='grey')
-        a1.errorbar(r['diff'], i, xerr=r['se'], fmt='o', color='C3', capsize=3)
-    a1.axvline(0, color='k', lw=.8)
-    a1.set_yticks(range(len(methods)), [labels.get(m, m) for m in methods], fontsize=8)
-    a1.set(xlabel=f'{kw.get("box") or "all"}-box top-1 protection minus {labels.get(base, base)} (per person)', title=title)
-    for m, r in zip([base] + methods, [dict(mean=rows[0]['base_mean'], ssim_face=_mean_q(find(base), base))] + rows):
-        a2.scatter(r['ssim_face'], r['mean'], s=25); a2.annotate(labels.get(m, m), (r['ssim_face'], r['mean']), fontsize=7)
-    a2.set(xlabel='face-crop SSIM', ylabel=f'{kw.get("box") or "all"}-box top-1 protection', title='protection vs visibility')
-    a2.grid(alpha=.3); fig.tight_layout()
-    return fig, rows
-
-def _mean_q(rec, m, k='ssim_face'): return float(np.mean([x[k] for x in rec['records'] if x['kind'] == 'quality' and x['method'] == m]))
-
-# %% ../nbs/06_evaluate.ipynb
-def complete_people(rec: dict) -> set:
-    "The people of `rec` with a quality record for every method of its config (a finished unit each)."
-    have = {}
-    for x in rec['records']:
-        if x['kind'] == 'quality': have.setdefault(x['person'], set()).add(x['method'])
-    return {p for p, ms in have.items() if set(rec['config']['methods']) <= ms}
-
-def split_table(recs: list, default: str, loo: dict | list | None = None) -> tuple[list[dict], int]:
-    """One row per method of `recs` over the people complete in all of them: black-box top-1 clean / JPEG q75 / q50,
-    white-box, the LOO mean (`loo`: a `mode='loo'` record or a list of them; a method's mean comes from the first that
-    ran it), face SSIM, learn and apply seconds, and `vs_default` (`paired` black-box against `default`). Returns the
-    rows and the number of people."""
-    loos = [] if loo is None else [l for l in (loo if isinstance(loo, list) else [loo]) if l is not None]
-    people = set.intersection(*[complete_people(r) for r in recs])
-    recs = [dict(r, records=[x for x in r['records'] if x['person'] in people]) for r in recs]
-    home = {m: r for r in recs for m in r['config']['methods']}
-    out = []
-    for m, r in home.items():
-        row = dict(method=m, people=len(per_person(r, m, box=None)))
-        for cond in r['config']['conditions']:
-            b = next((x for x in by_box(r, cond) if x['method'] == m), {})
-            row[f'black_{cond}'] = b.get('top1_black')
-            if cond == 'clean': row.update(white=b.get('top1_white'), **{k: b.get(k) for k in ('ssim_face', 'learn_s', 'apply_s')})
-        src = next((l for l in loos if m in l['config']['methods']), None)
-        l = {p: v for p, v in per_person(src, m, box=None).items() if p in people} if src else {}
-        row.update(loo=float(np.mean(list(l.values()))) if l else None, loo_people=len(l))
-        if default in home and m != default: row['vs_default'] = paired(home[default], default, m, other=r)
-        out.append(row)
-    return out, len(people)
-
 def rename_methods(rec: dict, names: dict) -> dict:
     """`rec` with its methods renamed by `names` {old: new}: a record made when a default meant something else (say
     `facecloak` before the default changed) joins a table beside newer records under the spec it ran."""
@@ -721,7 +694,6 @@ def rename_methods(rec: dict, names: dict) -> dict:
     cfg = dict(rec['config'], methods=[new(m) for m in rec['config']['methods']])
     return dict(rec, config=cfg, records=[dict(x, method=new(x['method'])) for x in rec['records']])
 
-# %% ../nbs/06_evaluate.ipynb
 DEFAULTS_BEFORE = dict(visibility=0.0)     # learn_mask options whose default changed, and their value before (the first records)
 LEARNT_WITH_DEFAULTS = ('facecloak', 'facecloak_offline', 'facecloak_uniform')   # methods that take learn_mask's defaults
 

@@ -4,25 +4,23 @@
 
 # %% ../nbs/03_synth.ipynb 2
 from __future__ import annotations
-import functools, importlib, json, math, os
+import functools, importlib, json, math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 import numpy as np, torch, torch.nn.functional as F
 from tqdm.auto import tqdm
 from .core import default_device, gaussian_blur, jpeg
-from .assets import asset_path, available, cache_dir, lfw_people, AssetNotFoundError
-from .align import (ARCFACE_112, NoFaceError, PhotoError, align, apply_affine, detect, load_photo,
-                             similarity_transform, to_pil, to_tensor, warp_affine)
-from .models import load_model
+from .assets import asset_path, available, cache_dir, lfw_people
+from .align import (ARCFACE_112, NoFaceError, apply_affine, detect, load_photo, similarity_transform,
+                             to_tensor, warp_affine)
 
 # %% auto 0
 __all__ = ['MEAN_68', 'PFLD_BOX', 'EXPRESSIONS', 'CAMERA_EFFECTS', 'OCCLUDERS', 'BACKENDS', 'BACKEND_MODULES', 'five_points',
            'pfld68', 'landmark_error', 'generic_landmarks', 'FaceCanvas', 'prepare', 'finish', 'tps_map', 'tps_warp',
            'face_depth', 'face_mask', 'render', 'pose', 'expression', 'normals', 'relight', 'camera', 'occlude',
            'luminance', 'face_width', 'TransferBank', 'bank_pairs', 'build_bank', 'load_bank', 'transfer', 'SynthSet',
-           'register_backend', 'generate', 'offline_variant', 'offline_backend', 'resolve_pretrained', 'load_img2img',
-           'load_arc2face', 'id_prompt_embeds', 'img2img_backend', 'arc2face_backend']
+           'register_backend', 'generate', 'offline_variant', 'offline_backend']
 
 # %% ../nbs/03_synth.ipynb
 MEAN_68 = np.array([
@@ -660,13 +658,15 @@ def register_backend(name: str, fn: Callable = None):
     BACKENDS[name] = fn
     return fn
 
-BACKEND_MODULES = {'3dmm': 'facecloak.face3d'}   # backends registered by another module, imported on first use
+# backends registered by another module, imported on first use
+BACKEND_MODULES = {'3dmm': 'facecloak.face3d', 'img2img': 'facecloak.synth_diffusion', 'arc2face': 'facecloak.synth_diffusion'}
 
 def generate(photo, n: int = 8, *, backend: str = 'offline', seed: int = 0, device=None, face=None, **kw) -> SynthSet:
     """`n` synthetic aligned images of the person in `photo` (path, PIL, array, bytes, an aligned (1,3,112,112)
     tensor or a `FaceCanvas`), made by the registered `backend`, after the aligned original."""
     if backend not in BACKENDS and backend in BACKEND_MODULES: importlib.import_module(BACKEND_MODULES[backend])
-    if backend not in BACKENDS: raise ValueError(f"unknown synth backend {backend!r}; registered: {sorted(BACKENDS)}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown synth backend {backend!r}; registered: {sorted({*BACKENDS, *BACKEND_MODULES})}")
     if not isinstance(n, (int, np.integer)) or n < 0: raise ValueError(f"n must be a non-negative int, got {n!r}")
     device = default_device(device)
     fc = prepare(photo, face=face, device='cpu')
@@ -721,120 +721,4 @@ def offline_backend(fc: FaceCanvas, n: int, seed: int, bank='auto', strength: fl
         if not use_bank: y = float(yaws[k % len(yaws)]); k += 1
         im, rec = offline_variant(fc, rng, yaw=y, bank=bank, use_bank=use_bank, strength=strength, p_occlude=p_occlude)
         ims.append(im); recs.append(rec)
-    return ims, recs
-
-# %% ../nbs/03_synth.ipynb
-def _offline() -> bool: return os.environ.get('HF_HUB_OFFLINE', '0').lower() in ('1', 'true', 'yes')
-
-def resolve_pretrained(src, asset: str) -> tuple[str, dict]:
-    """Where to load generator `asset` from: `src` (a local directory or a hub id) or the asset's directory.
-    Returns (location, from_pretrained kwargs); raises AssetNotFoundError when there is nothing to load."""
-    if src is None:
-        try: return str(asset_path(asset, check=False)), {}
-        except AssetNotFoundError as e:
-            raise AssetNotFoundError(f"{e} (or pass a local directory / hub id)") from None
-    p = Path(src).expanduser()
-    if p.exists():
-        if not p.is_dir(): raise AssetNotFoundError(f"{asset}: {p} is a file; a diffusers model directory is needed")
-        return str(p), {}
-    if str(src).startswith(('/', '.', '~')) or str(src).count('/') != 1:
-        raise AssetNotFoundError(f"{asset}: {src} is neither an existing directory nor a hub id (owner/name)")
-    return str(src), dict(local_files_only=_offline())
-
-def _from_pretrained(cls, loc, kw, what, **extra):
-    try: return cls.from_pretrained(loc, **kw, **extra)
-    except (OSError, EnvironmentError, ValueError) as e:
-        hint = ' (HF_HUB_OFFLINE=1: only the local hub cache is searched)' if kw.get('local_files_only') else ''
-        raise AssetNotFoundError(f"{what}: could not load from {loc}{hint}: {e}") from e
-
-def _dtype_device(device, dtype):
-    device = default_device(device)
-    return device, dtype or (torch.float16 if device.type == 'cuda' else torch.float32)
-
-def load_img2img(path=None, device=None, dtype=None):
-    "A diffusers `StableDiffusionImg2ImgPipeline` from `path` (directory or hub id), default the `sd15` asset."
-    from diffusers import StableDiffusionImg2ImgPipeline
-    device, dtype = _dtype_device(device, dtype)
-    loc, kw = resolve_pretrained(path, 'sd15')
-    pipe = _from_pretrained(StableDiffusionImg2ImgPipeline, loc, kw, 'sd15 img2img', torch_dtype=dtype,
-                            safety_checker=None, requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
-
-def load_arc2face(path=None, base=None, device=None, dtype=None):
-    "The Arc2Face pipeline: UNet `path/arc2face`, text encoder `path/encoder`, the rest from SD 1.5 `base`."
-    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextModel
-    device, dtype = _dtype_device(device, dtype)
-    loc, kw = resolve_pretrained(path, 'arc2face')
-    bloc, bkw = resolve_pretrained(base, 'sd15')
-    enc = _from_pretrained(CLIPTextModel, loc, kw, 'arc2face encoder', subfolder='encoder', torch_dtype=dtype)
-    unet = _from_pretrained(UNet2DConditionModel, loc, kw, 'arc2face unet', subfolder='arc2face', torch_dtype=dtype)
-    pipe = _from_pretrained(StableDiffusionPipeline, bloc, bkw, 'sd15 base', text_encoder=enc, unet=unet, torch_dtype=dtype,
-                            safety_checker=None, requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
-
-@torch.no_grad()
-def id_prompt_embeds(pipe, emb, prompt: str = 'photo of a id person', token: str = 'id') -> torch.Tensor:
-    """Arc2Face conditioning: the text encoder's output for `prompt` with the input embedding of `token` replaced
-    by the L2-normalised identity embedding `emb` (N,D), zero-padded to the encoder width."""
-    tok, enc = pipe.tokenizer, pipe.text_encoder
-    H = enc.config.hidden_size
-    emb = F.normalize(emb.float(), dim=-1)
-    if emb.shape[-1] > H: raise ValueError(f"identity embedding of size {emb.shape[-1]} is wider than the text encoder ({H})")
-    ids = tok(prompt, padding='max_length', max_length=tok.model_max_length, truncation=True, return_tensors='pt').input_ids
-    tid = tok.encode(token, add_special_tokens=False)
-    if len(tid) != 1: raise ValueError(f"the tokenizer splits {token!r} into {len(tid)} tokens; it must be a single token")
-    pos = ids[0] == tid[0]
-    if not pos.any(): raise ValueError(f"{token!r} does not occur in the prompt {prompt!r}")
-    ids = ids.repeat(len(emb), 1).to(enc.device)
-    padded = F.pad(emb, (0, H - emb.shape[-1])).to(enc.device, enc.dtype)
-    def hook(mod, inp, out):
-        out = out.clone(); out[:, pos.to(out.device)] = padded[:, None]; return out
-    h = enc.get_input_embeddings().register_forward_hook(hook)
-    try: return enc(input_ids=ids)[0]
-    finally: h.remove()
-
-def _realign(imgs) -> tuple[torch.Tensor, bool]:
-    "Align a generated (1,3,H,W) image with facecloak.align; fall back to a plain resize when no face is found."
-    try: return align(to_pil(imgs)).image.cpu().float(), True
-    except PhotoError:                                   # NoFaceError: the generated image has no detectable face
-        return F.interpolate(imgs.float(), size=(112, 112), mode='bilinear', align_corners=False, antialias=True), False
-
-@register_backend('img2img')
-def img2img_backend(fc: FaceCanvas, n: int, seed: int, pipe=None, path=None, strength: float = 0.35,
-                    prompt: str = 'a photo of a person', steps: int = 30, guidance: float = 5.0, size: int = 512,
-                    device=None) -> tuple[list, list]:
-    "Re-draw the aligned canvas with SD img2img at `strength` (lower keeps more of the photo)."
-    _check_strength(strength)
-    pipe = pipe or load_img2img(path, device)
-    x = F.interpolate(fc.image.float(), size=(size, size), mode='bicubic', align_corners=False).clamp(0, 1)
-    ims, recs = [], []
-    for i in range(n):
-        g = torch.Generator(device='cpu').manual_seed(seed * 1000 + i)
-        out = pipe(prompt=prompt, image=x.to(pipe.device, pipe.unet.dtype), strength=strength, num_inference_steps=steps,
-                   guidance_scale=guidance, generator=g, output_type='pt').images
-        out = F.interpolate(out.float().cpu(), size=(fc.S, fc.S), mode='bilinear', align_corners=False, antialias=True)
-        ims.append(finish(fc.replace(out)))
-        recs.append([dict(op='img2img', strength=strength, steps=steps, guidance=guidance, prompt=prompt, seed=seed * 1000 + i)])
-    return ims, recs
-
-@register_backend('arc2face')
-def arc2face_backend(fc: FaceCanvas, n: int, seed: int, pipe=None, path=None, base=None, id_model='antelopev2',
-                     steps: int = 25, guidance: float = 3.0, size: int = 512, device=None) -> tuple[list, list]:
-    """Identity-conditioned generation: embed the aligned photo with `id_model` (a FaceModel, a name for
-    `facecloak.models.load_model`, or any callable (1,3,112,112)->(1,D)), condition Arc2Face on it, re-align."""
-    pipe = pipe or load_arc2face(path, base, device)
-    if isinstance(id_model, str): id_model = load_model(id_model, device='cpu')
-    with torch.no_grad(): e = id_model(finish(fc).cpu())
-    pe = id_prompt_embeds(pipe, e.reshape(1, -1))
-    ims, recs = [], []
-    for i in range(n):
-        g = torch.Generator(device='cpu').manual_seed(seed * 1000 + i)
-        out = pipe(prompt_embeds=pe, num_inference_steps=steps, guidance_scale=guidance, height=size, width=size,
-                   generator=g, output_type='pt').images
-        im, ok = _realign(out.float().cpu())
-        ims.append(im)
-        recs.append([dict(op='arc2face', steps=steps, guidance=guidance, seed=seed * 1000 + i, aligned=ok)])
     return ims, recs

@@ -13,7 +13,7 @@ import ipywidgets as W
 
 import facecloak
 from .align import align, load_photo
-from .cloak import anchor_candidates, learn_mask
+from .cloak import anchor_candidates, learn_mask, preset
 from .models import LFW_THRESHOLDS, TARGETS, load_model, present
 
 # %% auto 0
@@ -74,10 +74,11 @@ def quality_readout(q: dict) -> str:
 def _field(c, key, default=None):
     return c.get(key, default) if isinstance(c, dict) else getattr(c, key, default)
 
-def default_learner(photo, *, anchor=None, epsilon=8 / 255, steps=20, leakage_weight=0.5, callback=None, **kw):
-    "`facecloak.cloak.learn_mask` behind the widget's learner interface."
-    return learn_mask(photo, epsilon=epsilon, anchor=_field(anchor, 'name', anchor), steps=steps,
-                      leakage_weight=leakage_weight, callback=callback, **{'progress': False, **kw})
+def default_learner(photo, *, anchor=None, callback=None, **kw):
+    """`facecloak.cloak.learn_mask` behind the widget's learner interface: the 'quick' preset (`facecloak.cloak.preset`:
+    20 steps, an interactive learn) on `learn_mask`'s own defaults; the controls (`epsilon`, `steps`, `leakage_weight`)
+    pass unchanged."""
+    return learn_mask(photo, anchor=_field(anchor, 'name', anchor), callback=callback, **preset('quick', **{'progress': False, **kw}))
 
 def default_candidates(photo, k=6, **kw):
     "`facecloak.cloak.anchor_candidates` (the farthest identities of the anchor bank)."

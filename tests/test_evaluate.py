@@ -42,7 +42,8 @@ def test_tiny_evaluation_runs_resumes_and_refuses_mixing(tmp_path, capsys):
 
 
 def test_baselines_keep_their_zero_start_and_own_batches(monkeypatch):
-    "universal1, OPOM-style and per-photo PGD stay what they were (a zero start, no other people, no visibility term) when learn_mask's defaults move."
+    """universal1, OPOM-style and per-photo PGD stay what they were (a zero start, no other people, no visibility term,
+    leakage weight 0.5: the 'baseline' preset of facecloak.cloak) when learn_mask's defaults move."""
     from types import SimpleNamespace
     from facecloak import cloak, evaluate as ev
     seen = []
@@ -51,11 +52,14 @@ def test_baselines_keep_their_zero_start_and_own_batches(monkeypatch):
     s = SimpleNamespace(name='p', learn='a.jpg', extra=['b.jpg'])
     ev.METHODS['universal1'](s, 8 / 255, None, 'cpu'); ev.METHODS['opom'](s, 8 / 255, None, 'cpu')
     pgd = ev.METHODS['pgd'](s, 8 / 255, None, 'cpu')
-    base = ('zero', 0, 0.0)
-    assert [(k['init'], k['mix'], k['visibility']) for k in seen] == [base, base]
-    assert (pgd.kw['init'], pgd.kw['mix'], pgd.kw['visibility']) == base
+    base = ('zero', 0, 0.0, 0.5)
+    assert cloak.preset('baseline') == dict(zip(('init', 'mix', 'visibility', 'leakage_weight'), base))
+    assert [(k['init'], k['mix'], k['visibility'], k['leakage_weight']) for k in seen] == [base, base]
+    assert (pgd.kw['init'], pgd.kw['mix'], pgd.kw['visibility'], pgd.kw['leakage_weight']) == base
     ev.METHODS['facecloak'](s, 8 / 255, None, 'cpu')            # the method under study takes learn_mask's defaults
-    assert not {'init', 'mix', 'visibility'} & set(seen[-1])
+    assert not {'init', 'mix', 'visibility', 'leakage_weight'} & set(seen[-1])
+    ev.METHODS['facecloak_uniform'](s, 8 / 255, None, 'cpu')    # ... but for the uniform budget, spelled out
+    assert seen[-1]['leakage_weight'] == 0.0 and not {'init', 'mix', 'visibility'} & set(seen[-1])
     ev.METHODS['universal1'](s, 8 / 255, None, 'cpu', mix=2)   # and a spec's own option still wins
     assert seen[-1]['mix'] == 2
 

@@ -156,3 +156,78 @@ def test_test_split_table_comes_from_the_committed_records(tmp_path):
     for k in ('main', 'new', 'loo', 'loo_vis', 'refine_new', 'refine_vis', 'refine_vis4', 'vis', 'visprior', 'mix8', 'levers'):
         people = {x['person'] for x in load_record(ROOT/'data'/'eval'/f'test_{k}.json.gz')['records']}
         assert len(people) >= 12 and people <= test and not people & dev, k
+
+
+def _lab():
+    "experiments/lab.py, imported as the experiment scripts import it (their folder on the path)."
+    if str(ROOT/'experiments') not in sys.path: sys.path.insert(0, str(ROOT/'experiments'))
+    import lab
+    return lab
+
+
+_q = lambda p, m, v: dict(kind='quality', person=p, method=m, epsilon=8.0, ssim_face=v, learn_s=1., apply_s=.1)
+_t = lambda p, m, v, b='black', c='clean', t='t': dict(kind='protection', person=p, method=m, epsilon=8.0, target=t, box=b, condition=c, top1=v)
+
+
+def test_lever_table_pairs_each_lever_with_the_baseline_and_plots_it_in_words():
+    "`lab.lever_table`: each lever paired per person against the baseline, with its face SSIM; `plot_levers` names them in words."
+    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    lab = _lab()
+    rec = dict(records=[_t('A', 'x', 0., t='t1'), _t('A', 'x', .5, t='t2'), _t('B', 'x', 1.), _t('A', 'y', .5, t='t1'),
+                        _t('A', 'y', .5, t='t2'), _t('B', 'y', .5), _t('A', 'y', 1., 'white', t='t3'), _t('C', 'y', 1.),
+                        _q('A', 'x', .9), _q('B', 'x', .9), _q('A', 'y', .8), _q('B', 'y', .8), _q('C', 'y', .8)])
+    (row,) = lab.lever_table([rec], 'x', ['y'])
+    assert row['n'] == 2 and abs(row['ssim_face'] - .8) < 1e-9 and abs(row['diff'] - (0.25 - 0.5) / 2) < 1e-9
+    fig, _ = lab.plot_levers([rec], 'x', ['y'], labels=dict(y='lever y'))
+    assert len(fig.axes) == 2 and fig.axes[0].get_yticklabels()[0].get_text() == 'lever y'
+    assert [t.get_text() for t in fig.axes[1].texts] == ['lever y']           # few levers: the point carries its name
+    with pytest.raises(ValueError, match="no record holds method 'z'"): lab.lever_table([rec], 'x', ['z'])
+    # real specs are named in words, never as spec strings; many levers: numbered points, the names end with the number
+    specs = ['none', 'facecloak[init=prior]', 'facecloak[mix=4]', 'facecloak[refine=5]', 'facecloak[refine=20]', 'pgd', 'noise']
+    many = dict(records=[r for m in ['facecloak', *specs] for p, v in (('A', .2), ('B', .4)) for r in (_t(p, m, v), _q(p, m, .9))])
+    fig, _ = lab.plot_levers([many], 'facecloak', specs)
+    names = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert names[3] == 'facecloak: refine 5 steps  (4)' and not any('[' in n for n in names), names
+    assert sorted(t.get_text() for t in fig.axes[1].texts) == sorted(str(k) for k in range(1, 8))
+    assert fig.axes[1].get_legend().get_texts()[0].get_text() == 'facecloak (default)'
+    plt.close('all')
+
+
+def test_split_table_counts_the_people_every_record_holds():
+    "`lab.split_table`: one row per method over the people complete in every record, with the LOO mean and the pairing."
+    lab = _lab()
+    from facecloak.evaluate import rename_methods
+    ra = dict(config=dict(methods=['d', 'x'], conditions=['clean', 'jpeg75']), records=[
+        _q('A', 'd', .9), _q('B', 'd', .9), _q('A', 'x', .8), _q('B', 'x', .8), _q('C', 'd', .9),      # C is not complete
+        _t('A', 'd', .5), _t('B', 'd', .5), _t('A', 'x', 1.), _t('B', 'x', .5), _t('C', 'd', 0.),
+        _t('A', 'd', .25, c='jpeg75'), _t('B', 'd', .25, c='jpeg75'), _t('A', 'x', .5, c='jpeg75'), _t('B', 'x', .5, c='jpeg75')])
+    loo = dict(config=dict(methods=['d']), records=[_t('A', 'd', .4), _t('B', 'd', .2), _t('Z', 'd', 1.)])
+    st, n = lab.split_table([ra], 'd', loo=loo)
+    assert n == 2 and st[0]['black_clean'] == .5 and st[0]['black_jpeg75'] == .25
+    assert abs(st[0]['loo'] - .3) < 1e-9 and st[0]['loo_people'] == 2
+    assert abs(st[1]['vs_default']['diff'] - .25) < 1e-9 and st[1]['vs_default']['up'] == 1 and st[1]['loo'] is None
+    assert lab.complete_people(ra) == {'A', 'B'}
+    assert [r['method'] for r in lab.split_table([rename_methods(ra, {'d': 'd[old]'})], 'd[old]')[0]] == ['d[old]', 'x']
+    loo2 = dict(config=dict(methods=['x', 'd']), records=[_t('A', 'x', 1.), _t('B', 'x', 0.), _t('A', 'd', 0.)])
+    st2 = {r['method']: r for r in lab.split_table([ra], 'd', loo=[loo, loo2, None])[0]}    # several LOO records: the first that ran it
+    assert (st2['d']['loo_people'], st2['x']['loo'], st2['x']['loo_people']) == (2, .5, 2)
+
+
+def test_label_points_keeps_labels_apart_and_inside():
+    "`lab.label_points`: labels of crowded points overlap neither each other nor the points, and stay inside the axes."
+    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    import numpy as np
+    lab = _lab()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    xy = [(0.5 + 0.004 * k, 0.5 + 0.003 * (k % 3)) for k in range(8)] + [(0.1, 0.9), (0.95, 0.05)]
+    ax.scatter(*np.array(xy).T); ax.set(xlim=(0, 1), ylim=(0, 1)); fig.tight_layout()
+    out = lab.label_points(ax, xy, [f'method number {k}' for k in range(len(xy))])
+    fig.canvas.draw(); r = fig.canvas.get_renderer()
+    from matplotlib.text import Text
+    boxes = [Text.get_window_extent(a, r) for a in out]         # the text itself, without its leader line
+    assert all(not boxes[i].overlaps(boxes[j]) for i in range(len(boxes)) for j in range(i))
+    axb = ax.get_window_extent(r)
+    assert all(axb.x0 <= b.x0 and b.x1 <= axb.x1 and axb.y0 <= b.y0 and b.y1 <= axb.y1 for b in boxes)
+    P = ax.transData.transform(np.array(xy))
+    assert not any(b.contains(*p) for b in boxes for p in P)
+    plt.close(fig)

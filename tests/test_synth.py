@@ -2,7 +2,7 @@
 import numpy as np, pytest, torch
 from facecloak.align import ARCFACE_112, apply_affine, similarity_transform
 from facecloak.synth import (MEAN_68, FaceCanvas, five_points, tps_map, render, finish, generic_landmarks,
-                             pose, expression, relight, camera, occlude, generate, BACKENDS, OCCLUDERS)
+                             pose, expression, relight, camera, occlude, generate, BACKENDS, BACKEND_MODULES, OCCLUDERS)
 
 def _canvas(seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -54,5 +54,17 @@ def test_generate_offline_without_bank():
     s = generate(fc, 3, bank=None, seed=3, device='cpu')
     assert s.images.shape == (4, 3, 112, 112) and s.transforms[0] == []
     torch.testing.assert_close(s.images[:1], finish(fc))
-    assert {'offline', 'img2img', 'arc2face'} <= set(BACKENDS)
-    with pytest.raises(ValueError, match='unknown synth backend'): generate(fc, 1, backend='gan')
+    assert {'offline', 'img2img', 'arc2face', '3dmm'} <= set(BACKENDS) | set(BACKEND_MODULES)
+    with pytest.raises(ValueError, match="unknown synth backend 'gan'.*'arc2face'"): generate(fc, 1, backend='gan')
+
+def test_diffusers_backends_load_on_first_use():
+    "img2img and arc2face live in facecloak.synth_diffusion; generate imports it when one is asked for."
+    class Pipe:                                    # a stand-in img2img pipeline: hands back the image it gets
+        device, unet = torch.device('cpu'), type('UNet', (), {'dtype': torch.float32})
+        def __call__(self, image, **kw): return type('Out', (), {'images': image})
+    fc = _canvas(4)
+    s = generate(fc, 2, backend='img2img', pipe=Pipe(), size=140, device='cpu')
+    assert 'img2img' in BACKENDS and 'arc2face' in BACKENDS
+    assert [t[0]['op'] for t in s.transforms[1:]] == ['img2img'] * 2
+    torch.testing.assert_close(s.images[1:], finish(fc).expand(2, -1, -1, -1), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match='strength'): generate(fc, 1, backend='img2img', pipe=Pipe(), strength=1.5)

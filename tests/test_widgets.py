@@ -86,6 +86,9 @@ def test_default_learner_passes_the_controls_to_learn_mask_unchanged(monkeypatch
     cb = lambda t, n: None
     Wd.default_learner('me.jpg', anchor={'name': 'Ann', 'similarity': -0.1}, epsilon=6 / 255, steps=7, leakage_weight=0.8, callback=cb)
     assert seen == [('me.jpg', dict(epsilon=6 / 255, anchor='Ann', steps=7, leakage_weight=0.8, callback=cb, progress=False))]
+    seen.clear(); Wd.default_learner('me.jpg')          # no controls: the 'quick' preset (20 steps) on learn_mask's own defaults
+    from facecloak.cloak import preset
+    assert seen == [('me.jpg', dict(preset('quick'), anchor=None, callback=None, progress=False))] and seen[0][1]['steps'] == 20
     ex = _explorer(leakage_weight=0.2)
     assert ex.leakage_weight.value == 0.2 and ex.leakage_weight.description == 'leakage_weight' and ex.shown[3] == 0.2
 
