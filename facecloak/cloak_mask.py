@@ -4,7 +4,7 @@
 
 # %% ../nbs/05i_mask.ipynb 2
 from __future__ import annotations
-import hashlib, json
+import hashlib, json, math, warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,8 +20,8 @@ __all__ = ['FORMAT', 'FORMAT_VERSION', 'READABLE_VERSIONS', 'PRIOR_FILE', 'MaskF
 
 # %% ../nbs/05i_mask.ipynb
 FORMAT = 'facecloak-mask'
-FORMAT_VERSION = 2                 # version 2 adds the surface texture; a mask without one is written as version 1
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3                 # 3: the whole file sealed (header and tensors); 2 added the surface texture
+READABLE_VERSIONS = (1, 2, 3)      # 1 and 2: only the tensors are checksummed (read with a warning, the budget from the tensor)
 
 class MaskFileError(ValueError):
     "A mask file is corrupt, truncated, tampered with, of another format version, or not a mask."
@@ -32,6 +32,37 @@ def _tensor_digest(tensors: dict) -> str:
         t = tensors[k].detach().contiguous().cpu()
         h.update(k.encode()); h.update(str(tuple(t.shape)).encode()); h.update(t.numpy().tobytes())
     return h.hexdigest()
+
+def _seal(md: dict, digest: str) -> str:
+    "sha256 over the whole file: the format, its version, the JSON header exactly as stored, and the tensors' digest."
+    h = hashlib.sha256()
+    for part in (md.get('format', ''), md.get('format_version', ''), md.get('facecloak', ''), digest): h.update(part.encode() + b'\0')
+    return h.hexdigest()
+
+def _read(path: Path) -> tuple[dict, dict]:
+    "The metadata and tensors of a mask file, its format and version checked."
+    from safetensors import safe_open
+    if not path.exists(): raise FileNotFoundError(f"mask file {path} does not exist")
+    try:
+        with safe_open(str(path), 'pt') as f:
+            md, t = f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:
+        raise MaskFileError(f"{path} is not a readable mask file: the safetensors data is corrupt or truncated ({e})") from None
+    if md.get('format') != FORMAT: raise MaskFileError(f"{path} is a safetensors file but not a facecloak mask (no '{FORMAT}' metadata)")
+    if md.get('format_version') not in [str(v) for v in READABLE_VERSIONS]:
+        raise MaskFileError(f"{path} is a facecloak mask of format version {md.get('format_version')!r}; "
+                            f"this facecloak ({version()}) reads versions {', '.join(map(str, READABLE_VERSIONS))}")
+    return md, t
+
+def _unsealed_epsilon(path: Path, h: dict, delta) -> float:
+    """An older file's budget: its header is not covered by a checksum, so the budget `apply(refine=)` may spend is
+    the stored one only up to what the (checksummed) δ itself reaches, rounded up to a whole grey level."""
+    bound = math.ceil(float(delta.abs().max()) * 255 - 1e-6) / 255
+    eps = min(float(h['epsilon']), max(bound, 1 / 255))
+    warnings.warn(f"{path} is a mask file of format version {h.get('_version')}: its checksum covers the tensors only, not "
+                  f"the header (epsilon, options); read with epsilon {eps * 255:g}/255, the most its mask reaches. "
+                  "Save it again to seal the whole file.")
+    return eps
 
 @dataclass(eq=False)
 class Mask:
@@ -131,29 +162,23 @@ class Mask:
         header = dict(epsilon=self.epsilon, template=self.template, size=list(self.size), surrogates=self.surrogates,
                       anchor=self.anchor, feather=self.feather, meta=self.meta, sha256=_tensor_digest(t),
                       versions=dict(facecloak=version(), torch=torch.__version__))
-        md = dict(format=FORMAT, format_version=str(FORMAT_VERSION if self.surface is not None else 1), facecloak=json.dumps(header, default=str))
+        md = dict(format=FORMAT, format_version=str(FORMAT_VERSION), facecloak=json.dumps(header, default=str))
+        md['seal'] = _seal(md, header['sha256'])                 # the whole file: an edited header is refused too
         return atomic_write(path, lambda p: save_file(t, p, metadata=md))
 
     @staticmethod
     def load(path) -> 'Mask':
-        "Load a mask saved by `Mask.save`; `MaskFileError` says what is wrong with a bad file."
-        from safetensors import safe_open
+        """Load a mask saved by `Mask.save`; `MaskFileError` says what is wrong with a bad file: corrupt or truncated,
+        not a mask, another format version, or any byte of the header or the tensors changed (version 3 seals both)."""
         path = Path(path)
-        if not path.exists(): raise FileNotFoundError(f"mask file {path} does not exist")
-        try:
-            with safe_open(str(path), 'pt') as f:
-                md = f.metadata() or {}
-                t = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as e:
-            raise MaskFileError(f"{path} is not a readable mask file: the safetensors data is corrupt or truncated ({e})") from None
-        if md.get('format') != FORMAT: raise MaskFileError(f"{path} is a safetensors file but not a facecloak mask (no '{FORMAT}' metadata)")
-        if md.get('format_version') not in [str(v) for v in READABLE_VERSIONS]:
-            raise MaskFileError(f"{path} is a facecloak mask of format version {md.get('format_version')!r}; "
-                                f"this facecloak ({version()}) reads versions {', '.join(map(str, READABLE_VERSIONS))}")
+        md, t = _read(path)
         try:
             h = json.loads(md['facecloak'])
             if h['sha256'] != _tensor_digest(t): raise MaskFileError(f"{path}: the tensor data does not match its checksum (tampered or corrupt)")
-            return Mask(t['delta'], h['epsilon'], h['template'], tuple(h['size']), h['surrogates'], h['anchor'],
+            if int(md['format_version']) >= 3 and md.get('seal') != _seal(md, h['sha256']):
+                raise MaskFileError(f"{path}: the header (epsilon, options, surrogates) does not match the file's seal: it was edited or is corrupt")
+            eps = float(h['epsilon']) if int(md['format_version']) >= 3 else _unsealed_epsilon(path, {**h, '_version': md['format_version']}, t['delta'])
+            return Mask(t['delta'], eps, h['template'], tuple(h['size']), h['surrogates'], h['anchor'],
                         {k[7:]: v for k, v in t.items() if k.startswith('anchor/')}, t.get('leakage'),
                         {k[10:]: v for k, v in t.items() if k.startswith('reference/')}, h['feather'], h['meta'],
                         t.get('reference_image'), t.get('surface'))
