@@ -6,7 +6,7 @@ For LFW 'eval' people (ten or more photos), a mask is learnt from photo 1 with
 person's photos 7 and on, and scored with the protocol of `facecloak.evaluate`: top-1
 identification against a gallery of the person's photo 2 plus distractor people, verification at the
 1e-3 false-accept threshold, per recognition model, and the image quality of the face (PSNR, SSIM).
-`--leak-cap` also lowers each pixel's cap to epsilon * weight (`learn_mask(leak_cap=True)`, the earlier
+`--leak-cap` also lowers each pixel's cap to epsilon * weight (the `leak_cap` hook of experiments/plugins.py, the earlier
 design measured in experiments/leakage.md).
 
 Results per (person, weight) are cached in $FACECLOAK_CACHE_DIR/bench_leakage/ so an interrupted run
@@ -42,6 +42,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
 
     from facecloak import evaluate as E
+    if a.leak_cap:      # the leak cap is a measured-null lever: it lives in experiments/plugins.py
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent/'experiments')); import plugins  # noqa: F401
     from facecloak.assets import cache_dir
     from facecloak.core import default_device
     from facecloak.models import load_model, TARGETS, SURROGATES

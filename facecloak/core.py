@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb 2
 from __future__ import annotations
-import io, math, os, tempfile
+import io, math, os, tempfile, threading
 from pathlib import Path
 from typing import Callable
 
@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 # %% auto 0
-__all__ = ['DASK_WORKER_ENV', 'default_device', 'seeded', 'gaussian_kernel', 'gaussian_blur', 'jpeg', 'jpeg_like', 'atomic_write',
-           'version', 'local_cluster']
+__all__ = ['DASK_WORKER_ENV', 'default_device', 'seeded', 'gaussian_kernel', 'gaussian_blur', 'jpeg', 'jpeg_like', 'umask',
+           'atomic_write', 'version', 'local_cluster']
 
 # %% ../nbs/00_core.ipynb
 def default_device(device=None) -> torch.device:
@@ -93,11 +93,22 @@ def jpeg_like(x: torch.Tensor, quality) -> torch.Tensor:
     return (torch.einsum('ij,njhw->nihw', torch.linalg.inv(_RGB2YCC).to(x), ycc) / 255).clamp(0, 1)
 
 # %% ../nbs/00_core.ipynb
+def umask() -> int:
+    "The process's file-mode creation mask (read without changing it for longer than one call)."
+    with _UMASK_LOCK:
+        old = os.umask(0o022); os.umask(old)
+    return old
+
+_UMASK_LOCK = threading.Lock()
+
 def atomic_write(path, write: Callable[[str], object]) -> Path:
     "Call `write(tmp)` on a temporary file beside `path`, then move it onto `path` in one step; nothing is left on failure."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name[:40], suffix='.part'); os.close(fd)
-    try: write(tmp); os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~umask())        # mkstemp makes it 0600; the file gets the mode an ordinary write would
+        os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.unlink(tmp)
     return path

@@ -4,11 +4,12 @@
 
 # %% ../nbs/00_testing.ipynb 2
 from __future__ import annotations
+from types import SimpleNamespace
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import gaussian_blur, seeded
 
 # %% auto 0
-__all__ = ['TinyFace', 'face_like']
+__all__ = ['TinyFace', 'face_like', 'standins']
 
 # %% ../nbs/00_testing.ipynb
 class TinyFace(nn.Module):
@@ -29,3 +30,14 @@ def face_like(seed: int, size=(112, 112)) -> torch.Tensor:
     "A (1,3,H,W) smooth, high-contrast random image in [0, 1], seeded: a stand-in for an aligned face."
     x = gaussian_blur(torch.rand(1, 3, *size, generator=seeded(seed)), 3.0)
     return ((x - x.mean()) * 4 + 0.5).clamp(0, 1)
+
+# %% ../nbs/00_testing.ipynb
+def standins(n_bank: int = 12, n_images: int = 6) -> SimpleNamespace:
+    "`tiny` (two `TinyFace`s), their `names` and frozen `mods`, an anchor `bank` of `n_bank` random identities, a person's set `me`."
+    from facecloak.models import resolve_surrogates
+    from facecloak.cloak_trainset import augment_set
+    from facecloak.cloak_targets import build_anchor_bank
+    tiny = [TinyFace(0), TinyFace(1)]
+    names, mods = resolve_surrogates(tiny, device='cpu')
+    bank = build_anchor_bank(tiny, {f'id{i:02d}': [face_like(100 + i)] for i in range(n_bank)}, device='cpu', progress=False)
+    return SimpleNamespace(tiny=tiny, names=names, mods=mods, bank=bank, me=augment_set(face_like(7), n_images, seed=0))

@@ -13,8 +13,11 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from fastcore.basics import patch
 from . import align
 from .core import atomic_write
+from .apply import MIN_FACE
+from .cloak_mask import Mask
 
 # %% auto 0
 __all__ = ['VIDEO_EXTS', 'CONTAINERS', 'VIDEO_CODECS', 'AUDIO_CODECS', 'VideoError', 'is_video', 'video_ext', 'open_video',
@@ -346,6 +349,11 @@ def _transcode(st: _State, src, tmp: str, fmt: str, find, *, crf: int, preset: s
             if not copy:
                 for p in s.encode(): out.mux(p)
 
+@patch
+def apply_video(self: Mask, src, dst, **kw):
+    "Protect the video `src` into `dst` with this mask: `facecloak.video.apply_video` (below), same keywords."
+    return apply_video(self, src, dst, **kw)
+
 def apply_video(mask, src, dst, *, detect_every: int = 5, detector='mtcnn', max_side: int | None = 640, smooth: bool = True,
                 landmarks=None, refine: int = 0, crf: int = 18, preset: str = 'veryfast', min_face: int | None = None,
                 device=None, overwrite: bool = False, progress: bool = True) -> VideoReport:
@@ -353,7 +361,6 @@ def apply_video(mask, src, dst, *, detect_every: int = 5, detector='mtcnn', max_
     `detect_every` frames and followed between (`FaceTrack`), the mask added to every frame, the timing, rotation and
     sound kept, no container tags. `landmarks`: (5,2) or a function of the frame index instead of the tracker;
     `refine`: K steps on the first face first; `crf`/`preset`: x264's. Atomic: nothing is left at `dst` on failure."""
-    from facecloak.cloak import MIN_FACE
     src, dst = Path(src), Path(dst)
     fmt = CONTAINERS.get(dst.suffix.lower())
     if fmt is None: raise ValueError(f"cannot write {dst.name}: the output must end in {', '.join(CONTAINERS)}")

@@ -97,3 +97,69 @@ def test_shared_helpers_are_defined_once(path):
         assert "'cuda' if torch.cuda.is_available()" not in text, f'{path.name}: use facecloak.core.default_device'
     if path.stem != 'align':
         assert '38.2946' not in text, f'{path.name}: the ArcFace template lives in facecloak.align'
+
+
+MAX_MODULE_LINES = 800
+
+
+@pytest.mark.parametrize('path', MODULES, ids=lambda p: p.name)
+def test_no_module_over_800_lines(path):
+    n = len(path.read_text(encoding='utf-8').splitlines())
+    assert n <= MAX_MODULE_LINES, f'{path.name} is {n} lines (at most {MAX_MODULE_LINES}): give a concern its own module'
+
+
+def imports_of(path, package='facecloak') -> set:
+    "The `package` modules `path` imports, at any depth of its code (a lazy import inside a function counts too)."
+    out, here = set(), f'{package}.{path.stem}'
+    for n in ast.walk(_tree(path)):
+        if isinstance(n, ast.Import):
+            out |= {a.name for a in n.names if a.name.startswith(package + '.')}
+        elif isinstance(n, ast.ImportFrom):
+            base = n.module or ''
+            if n.level: base = package + ('.' + base if base else '')
+            if base == package: out |= {f'{package}.{a.name}' for a in n.names}      # from facecloak import align
+            elif base.startswith(package + '.'): out.add(base)
+    return {m for m in out if m != here}
+
+
+def import_cycles(paths, package='facecloak') -> list:
+    "Every import circle among the modules `paths` (as lists of module names), found by depth-first search."
+    graph = {f'{package}.{p.stem}': {m for m in imports_of(p, package)} for p in paths}
+    cycles, state = [], {}
+    def visit(m, stack):
+        state[m] = 1; stack.append(m)
+        for n in sorted(graph.get(m, ())):
+            if state.get(n) == 1: cycles.append(stack[stack.index(n):] + [n])
+            elif n in graph and not state.get(n): visit(n, stack)
+        state[m] = 2; stack.pop()
+    for m in sorted(graph):
+        if not state.get(m): visit(m, [])
+    return cycles
+
+
+def test_the_cycle_rule_catches_a_circle(tmp_path):
+    pkg = tmp_path/'pkg'; pkg.mkdir()
+    (pkg/'a.py').write_text('from pkg.b import f\n')
+    (pkg/'b.py').write_text('def f():\n    from pkg import c\n')          # lazy, inside a function
+    (pkg/'c.py').write_text('from . import a\n')
+    (pkg/'d.py').write_text('import pkg.a\n')
+    assert import_cycles(sorted(pkg.glob('*.py')), 'pkg') == [['pkg.a', 'pkg.b', 'pkg.c', 'pkg.a']]
+    (pkg/'c.py').write_text('import os\n')
+    assert import_cycles(sorted(pkg.glob('*.py')), 'pkg') == []
+
+
+def test_no_import_circle():
+    "No module of the package imports, directly or through others, a module that imports it (lazy imports included)."
+    paths = [p for p in PKG.glob('*.py') if p.name != '_modidx.py']
+    assert not import_cycles(paths), f'import circles: {import_cycles(paths)}'
+
+
+def test_cloak_front_door_hands_on_the_public_names():
+    "`from facecloak.cloak import learn_mask, Mask, CloakConfig` (and the other public names) keeps working."
+    import facecloak.cloak as C
+    for name in ('learn_mask', 'Mask', 'CloakConfig', 'make_config', 'preset', 'PRESETS', 'learn_prior', 'load_prior',
+                 'random_mask', 'LOSS_TERMS', 'TRANSFORMS', 'PARAMETERISATIONS', 'OPTIMIZERS', 'LEARN_HOOKS', 'MIN_FACE'):
+        assert hasattr(C, name), name
+    for method in ('apply', 'apply_aligned', 'add_to', 'region', 'photo_delta', 'select_face', 'matrix', 'refined',
+                   'with_options', 'save', 'load', 'apply_video', 'on_face', 'reference_for'):
+        assert callable(getattr(C.Mask, method, None)), method
