@@ -164,6 +164,7 @@ def config_options(items) -> dict:
 def cmd_learn(a) -> int:
     "facecloak learn PHOTO -o me.mask"
     from facecloak.cloak import learn_mask, load_prior
+    from facecloak.evaluate import load_plugins
     out = Path(a.output)
     if out.exists() and not a.overwrite: return _err(f'{out} exists (use --overwrite to replace it)')
     kw = dict(epsilon=a.epsilon / 255, seed=a.seed)
@@ -175,6 +176,8 @@ def cmd_learn(a) -> int:
     if a.steps: kw['steps'] = a.steps
     if a.surrogates: kw['surrogates'] = a.surrogates.split(',')
     if a.device: kw['device'] = a.device
+    try: load_plugins(_split(getattr(a, 'plugins', None)))
+    except Exception as e: return _err(f'--plugins: {_why(e)}')
     try: kw.update(config_options(a.set or []))
     except (ValueError, TypeError) as e: return _err(f'--set: {e}')
     try: mask = learn_mask(a.photo, **kw)
@@ -500,6 +503,10 @@ def eval_config(a):
     "The `EvalConfig` of `facecloak eval`'s arguments `a`; a ValueError naming the option for a bad value."
     from facecloak.evaluate import EvalConfig, CONDITIONS, parse_method
     if a.tiny: return EvalConfig(**TINY)
+    plugins = tuple(str(Path(p).resolve()) for p in _split(getattr(a, 'plugins', None)))
+    from facecloak.evaluate import load_plugins
+    try: load_plugins(plugins)                     # before the method specs are read: they may name its levers
+    except Exception as e: raise ValueError(f'--plugins: {e}') from None
     try: eps = tuple(float(e) for e in _split(a.epsilons))
     except ValueError: raise ValueError(f'--epsilons {a.epsilons!r}: give grey levels separated by commas, e.g. 4,8,12') from None
     if not eps or not all(0 < e <= 32 for e in eps): raise ValueError(f'--epsilons {a.epsilons} is out of range: give grey levels in (0, 32]')
@@ -523,7 +530,7 @@ def eval_config(a):
     n = a.subjects if a.subjects is not None else (None if split else 20)
     return EvalConfig(n_subjects=n, split=split, max_probes=a.probes, methods=methods, epsilons=eps, sweep=sweep, mode=a.mode,
                       conditions=conditions, n_distractors=a.distractors, targets=_split(a.targets) or None,
-                      portraits=getattr(a, 'portraits', 0) or 0, folds=folds or None)
+                      portraits=getattr(a, 'portraits', 0) or 0, folds=folds or None, plugins=plugins)
 
 def cmd_eval(a) -> int:
     "facecloak eval: run (or resume) the evaluation, write the record, its table and figures, print the summary JSON."
@@ -552,7 +559,8 @@ def _learn_parser(sub):
     l.add_argument('--init', metavar='prior|zero|MASK', help="start from the cross-identity prior shipped with facecloak "
                    "('prior', the default), from zero, or from a mask file")
     l.add_argument('--set', action='append', metavar='KEY=VALUE', help='any option of facecloak.cloak.CloakConfig, '
-                   'repeatable (e.g. --set parameterisation=pixel --set perceptual=0.5)')
+                   'repeatable (e.g. --set parameterisation=smooth --set visibility=4)')
+    l.add_argument('--plugins', metavar='FILE[,FILE]', help='Python files that register levers first (e.g. experiments/plugins.py)')
     l.add_argument('--seed', type=int, default=0); l.add_argument('--device')
     l.add_argument('--overwrite', action='store_true')
     l.set_defaults(func=cmd_learn)
@@ -628,6 +636,8 @@ def _eval_parser(sub):
     e.add_argument('--device', default=None, help='torch device (default: cuda if available)')
     e.add_argument('--out', default='eval.json', help='the record (.json or .json.gz); a table is written beside it (.md)')
     e.add_argument('--figures', default=None, help='folder for the three figures')
+    e.add_argument('--plugins', default=None, metavar='FILE[,FILE]',
+                   help='Python files imported first, in every worker: levers they register (e.g. experiments/plugins.py)')
     e.add_argument('--tiny', action='store_true', help='the CI-sized run: 2 people x 2 probes, none and noise, 100 distractors, 2 models')
     e.set_defaults(func=cmd_eval)
 

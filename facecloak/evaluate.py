@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_evaluate.ipynb 3
 from __future__ import annotations
-import ast, gzip, hashlib, json, platform, tempfile, time
+import ast, gzip, hashlib, importlib.util, json, platform, sys, tempfile, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable
@@ -24,8 +24,8 @@ __all__ = ['DEV_PEOPLE', 'SPLIT_MIN_PHOTOS', 'CONDITIONS', 'METHODS', 'DEFAULTS_
            'split_people', 'subjects', 'attacker_align', 'Gallery', 'protection', 'verification', 'reverify', 'quality',
            'lpips_distance', 'native_quality', 'portrait_photos', 'portrait_quality', 'learn_options', 'parse_options',
            'parse_method', 'evaluate_subject', 'EvalConfig', 'versions', 'load_record', 'load_records',
-           'run_evaluation', 'summarize', 'markdown_table', 'method_label', 'plot_report', 'by_box', 'per_person',
-           'paired', 'rename_methods', 'record_defaults', 'unpinned', 'pin_defaults']
+           'run_evaluation', 'load_plugins', 'summarize', 'markdown_table', 'method_label', 'plot_report', 'by_box',
+           'per_person', 'paired', 'rename_methods', 'record_defaults', 'unpinned', 'pin_defaults']
 
 # %% ../nbs/06_evaluate.ipynb
 @dataclass
@@ -433,6 +433,7 @@ class EvalConfig:
     seed: int = 0
     lpips_net: str | None = 'alex'
     portraits: int = 0                       # large portraits (`portrait_photos`) each method's quality is also measured on, at full resolution
+    plugins: tuple = ()                      # Python files imported first, in every worker (`load_plugins`): an experiment's levers
 
 def versions() -> dict:
     "Versions of facecloak, torch, Python and the platform, stored with every record."
@@ -478,6 +479,7 @@ def _cfg_targets(cfg: EvalConfig) -> list[str]:
 def _unit(cfg_d, subject, method, eps, device):
     "One (subject, method, ε) unit; importable by Dask workers."
     cfg = EvalConfig(**cfg_d)
+    load_plugins(cfg.plugins)                # an experiment's levers, in this worker too
     targets = _cfg_targets(cfg)
     models = {t: load_model(t, device=device) for t in targets}
     g = Gallery(models, _cfg_subjects(cfg), n_distractors=cfg.n_distractors, seed=cfg.seed)
@@ -489,6 +491,7 @@ def _unit(cfg_d, subject, method, eps, device):
 def _warm(cfg_d, device):
     "Build the shared caches (gallery embeddings, anchor bank, synth transfer bank) once, before workers start."
     cfg = EvalConfig(**cfg_d)
+    load_plugins(cfg.plugins)
     Gallery({t: load_model(t, device=device) for t in _cfg_targets(cfg)}, _cfg_subjects(cfg), n_distractors=cfg.n_distractors,
             seed=cfg.seed)
     specs = [parse_method(m) for m in cfg.methods]
@@ -529,6 +532,23 @@ def run_evaluation(cfg: EvalConfig, out: str | Path, *, scheduler=None, n_worker
         if cluster: cluster.close()
     bar.close()
     return rec
+
+_PLUGINS: dict = {}
+
+def load_plugins(paths) -> list:
+    """Import each Python file of `paths` once per process and return the modules: a file that registers levers into
+    the learner's registries (`experiments/plugins.py` puts back the ones that measured no gain). Its own code, run as
+    any script is: give only files you trust."""
+    out = []
+    for p in paths or ():
+        p = Path(p).resolve()
+        if not p.is_file() or p.suffix != '.py': raise FileNotFoundError(f"plugin {p} is not a Python file")
+        if str(p) not in _PLUGINS:
+            spec = importlib.util.spec_from_file_location(f'facecloak_plugin_{p.stem}', p)
+            mod = importlib.util.module_from_spec(spec); sys.modules[spec.name] = mod
+            spec.loader.exec_module(mod); _PLUGINS[str(p)] = mod
+        out.append(_PLUGINS[str(p)])
+    return out
 
 # %% ../nbs/06_evaluate.ipynb
 def summarize(rec: dict, condition: str = 'clean') -> list[dict]:

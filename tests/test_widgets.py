@@ -28,7 +28,7 @@ def _photo():
 
 def _explorer(**kw):
     return CloakExplorer(_photo(), learner=fake_learner, candidates=fake_candidates, scorer=fake_scorer,
-                         thresholds={'model_a': 0.5}, background=False, **kw)
+                         thresholds={'model_a': 0.5}, background=False, **{'leakage_weight': 0.5, **kw})   # the fake learner shows the weight
 
 
 # ---------------------------------------------------------------- headless
