@@ -100,7 +100,7 @@ def main(argv=None):
         print(f'figure: {dpath}', file=sys.stderr)
     if a.out:
         methods = [r['method'] for r in rows if r['n'] >= a.min_people]
-        fig, _ = plot_levers(recs, 'facecloak', methods, labels={**LEVERS, 'facecloak': 'facecloak (the default before #13)'},
+        fig, _ = plot_levers(recs, 'facecloak', methods, labels={**LEVERS, 'facecloak': 'zero start, no mixed batches (these records\' reference)'},
                              title=f'development split, {a.box}-box, {a.condition}', **kw)
         Path(a.out).parent.mkdir(parents=True, exist_ok=True); fig.savefig(a.out, dpi=110)
         print(f'figure: {a.out}', file=sys.stderr)

@@ -45,11 +45,12 @@ FOLDS = ('mobilefacenet_paddlex', 'edgeface_xs', 'facenet_casia')   # the black-
 DEFAULT = 'facecloak[init=prior,mix=4,visibility=1]'   # learn_mask's defaults since issue #14's visibility term, spelled out
 PREVIOUS = 'facecloak[init=prior,mix=4,visibility=0]'  # ... before it (issue #13's prior and mixing): test_new
 OLD = 'facecloak[init=zero,mix=0,visibility=0]'       # ... before issue #13 (a zero start, the person's own photos)
-LABELS = {DEFAULT: "facecloak (today's default)", PREVIOUS: "issue #13's default (no visibility term)",   # the figure's words
-          OLD: 'the default before #13', f'{OLD[:-len(",visibility=0]")]},refine=5,visibility=0]': 'the default before #13, refine 5 steps',
-          f'{OLD[:-len(",visibility=0]")]},refine=20,visibility=0]': 'the default before #13, refine 20 steps',
-          'facecloak[init=prior,mix=0,visibility=0]': 'started from the prior, no mixed batches',
-          'facecloak[init=prior,mix=8,visibility=1]': "today's default, mixed batches of 8"}
+LABELS = {DEFAULT: 'facecloak: prior start, 4 others per batch, visibility term',   # the figure's words
+          PREVIOUS: 'prior start, 4 others per batch, no visibility term',
+          OLD: 'zero start, no mixed batches', f'{OLD[:-len(",visibility=0]")]},refine=5,visibility=0]': 'zero start + refine 5 steps per photo',
+          f'{OLD[:-len(",visibility=0]")]},refine=20,visibility=0]': 'zero start + refine 20 steps per photo',
+          'facecloak[init=prior,mix=0,visibility=0]': 'prior start, no mixed batches',
+          'facecloak[init=prior,mix=8,visibility=1]': 'prior start, 8 others per batch, visibility term'}
 
 
 def _print(rs, n, default):
