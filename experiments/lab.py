@@ -113,7 +113,7 @@ def plot_levers(recs: list, base: str, methods: list, labels: dict | None = None
         a1.errorbar(r['diff'], i, xerr=r['se'], fmt='o', color='C3', capsize=3)
     a1.axvline(0, color='k', lw=.8)
     a1.set_yticks(range(len(methods)), [f'{name(m)}  ({k + 1})' if numbered else name(m) for k, m in enumerate(methods)], fontsize=8)
-    a1.set(xlabel=f'{box}-box top-1 protection minus {name(base)} (per person)', title=title)
+    a1.set(xlabel=f'{box}-box top-1 protection, minus the reference\n(per person; reference: {name(base)})', title=title)
     a2.scatter(_mean_q(find(base), base), rows[0]['base_mean'] if rows else np.nan, s=90, marker='*', color='k', label=name(base), zorder=3)
     for k, r in enumerate(rows): a2.scatter(r['ssim_face'], r['mean'], s=16, color=f'C{k % 10}')
     a2.set(xlabel='face-crop SSIM', ylabel=f'{box}-box top-1 protection', title='protection vs visibility')

@@ -21,37 +21,38 @@ RECORDS = ['data/eval/dev24_refine.json.gz', 'data/eval/dev24_transfer.json.gz',
            'data/eval/dev24_uv.json.gz', 'data/eval/dev24_transfer2.json.gz', 'data/eval/dev24_dial.json.gz',
            'data/eval/dev24_levers3b.json.gz', 'data/eval/dev24_levers4.json.gz', 'data/eval/dev24_levers6.json.gz',
            'data/eval/dev24_prior2870.json.gz']
-FAMILY = 'data/eval/dev24_prior_family.json.gz'    # the priors per surrogate family, alone
+FAMILY = 'data/eval/dev24_prior_family.json.gz'
+BENCH = 'data/eval/bench_refine_idle.json'      # python benchmarks/bench_refine.py --people 2 --photos 3 --ks 0,2,5,10,20 (idle)    # the priors per surrogate family, alone
 FAMILIES = {'prior[path=experiments/prior_mfn.mask]': 'MobileFaceNet family (ms1m, casia)',
             'prior[path=experiments/prior_edge.mask]': 'EdgeFace family (xxs)'}
 TARGETS = ['mobilefacenet_paddlex', 'edgeface_xs', 'facenet_casia', 'mobilefacenet_ms1m', 'mobilefacenet_casia', 'edgeface_xxs']
-LEVERS = {'none': 'no protection', 'prior': '1. prior alone (no personal learning)',
-          'facecloak[init=prior]': '1. personal mask started from the prior',
-          'facecloak[diversity=+bsr]': '2. + block shuffle/rotation (BSR)', 'facecloak[diversity=+sia]': '2. + SIA tile transforms',
-          'facecloak[model_dropout=0.1]': '2. + model dropout 0.1',
-          'facecloak[diversity=+elastic]': '2. + elastic deformation (DeCowA-style)',
-          'facecloak[diversity=+scale]': '2. + intensity scaling (SI)', 'facecloak[diversity=+admix]': '2. + admix',
-          'facecloak[diversity=+elastic+sia]': '2. + elastic and SIA together',
-          'facecloak[model_dropout=0.1,model_dropout_depth=0.7]': '2. + model dropout 0.1, last 30 % of the layers only',
-          'facecloak[extra_losses={"feature":1.0}]': '2. + feature-level term (mid-layer features, weight 1)',
-          'facecloak[steps=150,batch_size=8]': '2. more steps and larger batches (150 steps of 8)',
+LEVERS = {'none': 'no protection', 'prior': 'prior alone (no personal learning)',
+          'facecloak[init=prior]': 'personal mask started from the prior',
+          'facecloak[diversity=+bsr]': '+ block shuffle/rotation (BSR)', 'facecloak[diversity=+sia]': '+ SIA tile transforms',
+          'facecloak[model_dropout=0.1]': '+ model dropout 0.1',
+          'facecloak[diversity=+elastic]': '+ elastic deformation (DeCowA-style)',
+          'facecloak[diversity=+scale]': '+ intensity scaling (SI)', 'facecloak[diversity=+admix]': '+ admix',
+          'facecloak[diversity=+elastic+sia]': '+ elastic and SIA together',
+          'facecloak[model_dropout=0.1,model_dropout_depth=0.7]': '+ model dropout 0.1, last 30 % of the layers only',
+          'facecloak[extra_losses={"feature":1.0}]': '+ feature-level term (mid-layer features, weight 1)',
+          'facecloak[steps=150,batch_size=8]': 'more steps and larger batches (150 steps of 8)',
           'facecloak[w_anchor=0,w_similar=0]': 'objective: away from the person only (no anchor, no look-alike)',
           "facecloak[surrogates=('mobilefacenet_ms1m','mobilefacenet_casia','edgeface_xxs','facenet_casia')]":
-              '3. FaceNet CASIA as a fourth surrogate',
-          'facecloak[mix=4]': '1. 4 photos of other people in every batch (mixed batches)',
-          'facecloak[init=prior,mix=4]': '1. started from the prior, and 4 other people in every batch: the new default',
-          'facecloak[init=prior,steps=20]': '1. started from the prior, 20 steps only',
-          'facecloak[init=prior,mix=8]': '1. started from the prior, 8 other people in every batch',
-          'facecloak[init=prior,mix=4,mix_pool=1000]': '1. started from the prior, 4 of a pool of 1,000 other people in every batch',
-          'facecloak[init=prior,mix=8,steps=120]': '1. started from the prior, 8 other people in every batch, 120 steps',
-          'prior[path=/work/priors/prior2870.mask]': '1. a larger prior alone (2,870 people, 2,400 steps of 32)',
-          'facecloak[init=/work/priors/prior2870.mask]': '1. personal mask started from the larger prior',
-          'facecloak[refine=2]': '5. refine 2 steps per photo', 'facecloak[refine=5]': '5. refine 5 steps per photo',
-          'facecloak[refine=10]': '5. refine 10 steps per photo', 'facecloak[refine=20]': '5. refine 20 steps per photo',
-          "facecloak[synth='3dmm']": 'stage 1: the 3D re-posed training set (#15)',
+              'FaceNet CASIA as a fourth surrogate',
+          'facecloak[mix=4]': '4 photos of other people in every batch (mixed batches)',
+          'facecloak[init=prior,mix=4]': 'started from the prior, and 4 other people in every batch (the default since)',
+          'facecloak[init=prior,steps=20]': 'started from the prior, 20 steps only',
+          'facecloak[init=prior,mix=8]': 'started from the prior, 8 other people in every batch',
+          'facecloak[init=prior,mix=4,mix_pool=1000]': 'started from the prior, 4 of a pool of 1,000 other people in every batch',
+          'facecloak[init=prior,mix=8,steps=120]': 'started from the prior, 8 other people in every batch, 120 steps',
+          'prior[path=/work/priors/prior2870.mask]': 'a larger prior alone (2,870 people, 2,400 steps of 32)',
+          'facecloak[init=/work/priors/prior2870.mask]': 'personal mask started from the larger prior',
+          'facecloak[refine=2]': 'refine 2 steps per photo', 'facecloak[refine=5]': 'refine 5 steps per photo',
+          'facecloak[refine=10]': 'refine 10 steps per photo', 'facecloak[refine=20]': 'refine 20 steps per photo',
+          "facecloak[synth='3dmm']": 'stage 1: the 3D re-posed training set',
           "facecloak[synth={'backend':'3dmm','max_yaw':30,'expression':2.0,'light':0.6}]":
-              'stage 1: the wider 3D set (yaw ±30°, expression 2σ, light 0.6; #15)',
-          'facecloak[parameterisation=uv]': 'the mask on the face\'s 3D surface (#15)',
+              'stage 1: the wider 3D set (yaw ±30°, expression 2σ, light 0.6)',
+          'facecloak[parameterisation=uv]': 'the mask on the face\'s 3D surface',
           'pgd': 'per-photo PGD (60 steps)'}
 
 
@@ -85,16 +86,16 @@ def main(argv=None):
     dial = [r for r in rows if r['method'].startswith('facecloak[refine=') or r['method'] == 'pgd']
     if a.out and dial:
         import matplotlib.pyplot as plt
-        from facecloak.evaluate import per_person
-        base = next(r for r in recs if any(x['method'] == 'facecloak' for x in r['records']))
-        q0 = [x for x in base['records'] if x['kind'] == 'quality' and x['method'] == 'facecloak']
-        pts = [(sum(x['apply_s'] for x in q0) / len(q0), dial[0]['base_mean'], 'K = 0 (the mask)')]
-        pts += [(r['apply_s'], r['mean'], LEVERS[r['method']].split('. ')[-1]) for r in dial]
+        import json                           # the time axis: benchmarks/bench_refine.py on 2 idle cores, not the evaluation's busy workers
+        idle = json.loads(Path(BENCH).read_text())['apply_s']
+        k_of = lambda m: 'pgd' if m == 'pgd' else m.split('refine=')[1].split(',')[0].rstrip(']')
+        pts = [(idle['0'], dial[0]['base_mean'], 'K = 0 (the mask)')]
+        pts += [(idle[k_of(r['method'])], r['mean'], LEVERS[r['method']].split('. ')[-1]) for r in dial if k_of(r['method']) in idle]
         fig, ax = plt.subplots(figsize=(6, 3.8))
         ax.plot([p[0] for p in pts], [p[1] for p in pts], 'o-')
-        ax.set(xscale='log', xlabel='seconds per photo, detection included (2 shared CPU cores)',
+        ax.set(xscale='log', xlabel='seconds per photo, detection included (2 idle CPU cores, bench_refine.py)',
                ylabel=f'{a.box}-box top-1 protection', ylim=(0, 1.1), title='the refine dial (development split)')
-        ax.set_xlim(right=80); ax.grid(alpha=.3); fig.tight_layout()
+        ax.set_xlim(right=12); ax.grid(alpha=.3); fig.tight_layout()
         label_points(ax, [p[:2] for p in pts], [p[2] for p in pts])     # beside each point, none over another
         dpath = Path(a.out).with_name('refine_dial.png'); dpath.parent.mkdir(parents=True, exist_ok=True); fig.savefig(dpath, dpi=110)
         print(f'figure: {dpath}', file=sys.stderr)

