@@ -3,7 +3,7 @@
 Run: pytest tests/test_align.py -q   (real photos come from FACECLOAK_DATA_DIR; without them those tests fail
 with the asset's "not found" message)
 """
-import io, json, os, struct, subprocess, sys, zlib
+import io, json, os, subprocess, sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from PIL import Image
 
 from facecloak import align as A
-from facecloak.assets import data_path, lfw_image
+from facecloak.assets import data_path
+from facecloak.testing import bomb_png, lfw_photo, similarity_matrix
 
 fuzz = settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -25,7 +26,7 @@ def _private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv('FACECLOAK_CACHE_DIR', str(tmp_path/'cache'))
 
 
-def _lfw(name='Aaron_Peirsol', i=1): return lfw_image(name, i)
+PERSON = 'Aaron_Peirsol'   # whose photos the tests read
 
 
 def _png_bytes(im, **kw):
@@ -65,7 +66,7 @@ def test_not_an_image(tmp_path):
 
 
 def test_truncated_jpeg(tmp_path):
-    data = _lfw().read_bytes()
+    data = lfw_photo(PERSON).read_bytes()
     p = tmp_path/'cut.jpg'; p.write_bytes(data[:len(data)//2])
     _raises(p, 'cut.jpg', 'truncated')
 
@@ -97,18 +98,10 @@ def test_pixel_limit(tmp_path):
     assert A.load_photo(p, max_pixels=None).size == (2000, 1500)
 
 
-def _bomb_png(w, h):
-    "A valid tiny PNG whose header claims w x h pixels (a decompression bomb)."
-    raw = _png_bytes(Image.new('L', (1, 1)))
-    ihdr = struct.pack('>IIBBBBB', w, h, 8, 0, 0, 0, 0)
-    chunk = b'IHDR' + ihdr
-    return raw[:8] + struct.pack('>I', 13) + chunk + struct.pack('>I', zlib.crc32(chunk)) + raw[8 + 25:]
-
-
 def test_decompression_bomb_refused_before_decoding(tmp_path):
-    p = tmp_path/'bomb.png'; p.write_bytes(_bomb_png(100_000, 100_000))      # 10 gigapixels, 30 GB as RGB
+    p = tmp_path/'bomb.png'; p.write_bytes(bomb_png(100_000, 100_000))      # 10 gigapixels, 30 GB as RGB
     _raises(p, 'bomb.png', 'too large')
-    p.write_bytes(_bomb_png(12_000, 10_000))                                  # under Pillow's limit, over ours
+    p.write_bytes(bomb_png(12_000, 10_000))                                  # under Pillow's limit, over ours
     _raises(p, 'bomb.png', 'over the limit')
 
 
@@ -136,7 +129,7 @@ def test_fuzz_random_bytes(data):
 @fuzz
 @given(cut=st.integers(0, 40_000), flips=st.lists(st.tuples(st.integers(0, 40_000), st.integers(0, 255)), max_size=8))
 def test_fuzz_corrupted_jpeg(cut, flips):
-    data = bytearray(_lfw().read_bytes())
+    data = bytearray(lfw_photo(PERSON).read_bytes())
     for pos, val in flips: data[pos % len(data)] = val
     data = bytes(data[:max(cut, 1)] if cut < len(data) else data)
     try: im = A.load_photo(data)
@@ -232,7 +225,7 @@ def test_open_image_files_keep_mode_and_turn_upright(tmp_path, mode, fmt, o):
 
 def test_open_image_refuses_what_load_photo_refuses(tmp_path):
     (tmp_path/'empty.jpg').write_bytes(b''); (tmp_path/'notes.jpg').write_text('notes')
-    (tmp_path/'bomb.png').write_bytes(_bomb_png(100_000, 100_000))
+    (tmp_path/'bomb.png').write_bytes(bomb_png(100_000, 100_000))
     cut = tmp_path/'cut.png'
     cut.write_bytes(_png_bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)))[:2000])
     for src in [tmp_path/'nope.jpg', tmp_path, tmp_path/'empty.jpg', tmp_path/'notes.jpg', tmp_path/'bomb.png', cut, b'', 12345,
@@ -278,7 +271,7 @@ def test_exif_orientation(o):
 
 
 def test_exif_rotated_phone_photo_aligns_like_upright(tmp_path):
-    up = A.load_photo(_lfw())
+    up = A.load_photo(lfw_photo(PERSON))
     p = tmp_path/'phone.jpg'; p.write_bytes(_with_orientation(up, 6, 'JPEG', quality=95))
     assert Image.open(p).size == (250, 250)                         # square: the tag is what matters
     assert not np.array_equal(np.asarray(Image.open(p).convert('RGB'))[:5], np.asarray(up)[:5])
@@ -288,12 +281,7 @@ def test_exif_rotated_phone_photo_aligns_like_upright(tmp_path):
 
 
 # ---------------------------------------------------------------- geometry
-def _similarity(scale, angle, tx, ty):
-    c, s = scale*np.cos(angle), scale*np.sin(angle)
-    return np.array([[c, -s, tx], [s, c, ty]])
-
-
-sims = st.builds(_similarity, st.floats(0.05, 20), st.floats(-np.pi, np.pi), st.floats(-500, 500), st.floats(-500, 500))
+sims = st.builds(similarity_matrix, st.floats(0.05, 20), st.floats(-180, 180), st.floats(-500, 500), st.floats(-500, 500))
 
 
 @fuzz
@@ -319,7 +307,7 @@ def test_fuzz_similarity_matches_skimage(M, seed, noise):
     best = A.similarity_transform(src, dst)
     r0 = ((A.apply_affine(best, src) - dst)**2).sum()
     for d in rng.normal(0, 1e-3, (5, 4)):
-        Mp = best @ np.r_[_similarity(1 + d[0], d[1], d[2], d[3]), [[0, 0, 1]]]
+        Mp = best @ np.r_[similarity_matrix(1 + d[0], np.degrees(d[1]), d[2], d[3]), [[0, 0, 1]]]
         assert ((A.apply_affine(Mp, src) - dst)**2).sum() >= r0 - 1e-6*max(1, r0)
 
 
@@ -330,13 +318,13 @@ def test_similarity_never_reflects():
 
 def test_cv2_estimate_agrees_on_exact_points():
     import cv2
-    src = A.template().astype(np.float64)*3 + 40; M = _similarity(0.37, 0.4, 10, -4)
+    src = A.template().astype(np.float64)*3 + 40; M = similarity_matrix(0.37, np.degrees(0.4), 10, -4)
     cvM, _ = cv2.estimateAffinePartial2D(src, A.apply_affine(M, src).astype(np.float64), method=cv2.LMEDS)
     assert np.allclose(A.similarity_transform(src, A.apply_affine(M, src)), cvM, atol=1e-3)
 
 
 @fuzz
-@given(M=st.builds(_similarity, st.floats(0.3, 3), st.floats(-np.pi, np.pi), st.floats(-20, 20), st.floats(-20, 20)),
+@given(M=st.builds(similarity_matrix, st.floats(0.3, 3), st.floats(-180, 180), st.floats(-20, 20), st.floats(-20, 20)),
        h=st.integers(8, 60), w=st.integers(8, 60), H=st.integers(8, 60), W=st.integers(8, 60), seed=st.integers(0, 999))
 def test_fuzz_torch_warp_equals_cv2(M, h, w, H, W, seed):
     import cv2
@@ -349,14 +337,14 @@ def test_fuzz_torch_warp_equals_cv2(M, h, w, H, W, seed):
 def test_warp_pixel_centre_convention():
     "A single bright pixel at (x=5, y=3) lands exactly at M @ (5, 3): no half-pixel slips."
     img = torch.zeros(1, 1, 10, 12); img[0, 0, 3, 5] = 1
-    M = _similarity(2.0, 0.0, 1.0, 2.0)                                 # (5,3) -> (11, 8)
+    M = similarity_matrix(2.0, 0.0, 1.0, 2.0)                                 # (5,3) -> (11, 8)
     out = A.warp_affine(img, M, (20, 24))[0, 0]
     assert tuple(map(int, divmod(int(out.argmax()), 24))) == (8, 11) and abs(float(out[8, 11]) - 1) < 1e-6
     assert torch.allclose(out[8, 10], out[8, 12]) and torch.allclose(out[7, 11], out[9, 11])   # symmetric spread
 
 
 def test_warp_to_photo_is_differentiable_and_linear():
-    M = _similarity(0.8, 0.3, -10, 5)
+    M = similarity_matrix(0.8, np.degrees(0.3), -10, 5)
     t = torch.rand(2, 3, 16, 16, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: A.warp_to_photo(x, M, (30, 28)), (t,), eps=1e-6, atol=1e-6)
     a, b = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
@@ -366,12 +354,12 @@ def test_warp_to_photo_is_differentiable_and_linear():
 
 def test_warp_to_photo_equals_full_warp():
     "Warping only the aligned box and padding is the same as warping onto the whole photo."
-    M = np.r_[A.invert_affine(_similarity(3.1, 0.5, 200, 150)), [[0, 0, 1]]][:2]   # photo -> aligned
+    M = np.r_[A.invert_affine(similarity_matrix(3.1, np.degrees(0.5), 200, 150)), [[0, 0, 1]]][:2]   # photo -> aligned
     t = torch.rand(1, 3, 112, 112)
     full = A.warp_affine(t, A.invert_affine(M), (400, 500))
     assert torch.allclose(A.warp_to_photo(t, M, (400, 500)), full, atol=1e-4)
     # off the photo entirely: all zeros, right shape
-    far = np.r_[A.invert_affine(_similarity(1, 0, 5000, 5000)), [[0, 0, 1]]][:2]
+    far = np.r_[A.invert_affine(similarity_matrix(1, 0, 5000, 5000)), [[0, 0, 1]]][:2]
     assert A.warp_to_photo(t, far, (40, 50)).abs().sum() == 0 and A.warp_to_photo(t, far, (40, 50)).shape == (1, 3, 40, 50)
 
 
@@ -383,7 +371,7 @@ def test_fuzz_delta_round_trip(scale, angle, seed):
     g = torch.Generator().manual_seed(seed)
     delta = F.interpolate(torch.rand(1, 3, 8, 8, generator=g) - 0.5, size=(112, 112), mode='bicubic', align_corners=False)
     Ph, Pw = int(112/scale*1.5) + 20, int(112/scale*1.5) + 40          # room for the rotated square
-    back = _similarity(1/scale, angle, 0, 0); c = A.apply_affine(back, [[55.5, 55.5]])[0]
+    back = similarity_matrix(1/scale, np.degrees(angle), 0, 0); c = A.apply_affine(back, [[55.5, 55.5]])[0]
     back[:, 2] += np.array([Pw/2, Ph/2]) - c                           # aligned -> photo, centred
     M = A.invert_affine(back)
     on_photo = A.warp_to_photo(delta, M, (Ph, Pw))
@@ -393,7 +381,7 @@ def test_fuzz_delta_round_trip(scale, angle, seed):
 
 
 def test_photo_round_trip_inside_face_region():
-    photo = A.load_photo(_lfw())
+    photo = A.load_photo(lfw_photo(PERSON))
     a = A.align(photo)
     x = A.to_tensor(photo, 'cpu')
     back, reg = a.to_photo(a.image), a.region()
@@ -420,7 +408,7 @@ def test_template_scaling_commutes_with_resize():
 
 # ---------------------------------------------------------------- selection
 def test_select_rules():
-    A1, B = A.load_photo(_lfw()), A.load_photo(_lfw('Aaron_Eckhart'))
+    A1, B = A.load_photo(lfw_photo(PERSON)), A.load_photo(lfw_photo('Aaron_Eckhart'))
     canvas = Image.new('RGB', (600, 420), (90, 90, 90))
     canvas.paste(A1.resize((160, 160)), (220, 130))                   # small face, centred
     canvas.paste(B.resize((300, 300)), (0, 0))                          # big face, top-left corner
@@ -432,8 +420,8 @@ def test_select_rules():
 
 # ---------------------------------------------------------------- detect_batch
 def test_detect_batch_is_detect_per_photo(tmp_path):
-    lfw = [_lfw('Aaron_Peirsol', i) for i in (1, 2)]
-    big = tmp_path/'big.png'; A.load_photo(_lfw('Aaron_Eckhart')).resize((1500, 1500)).save(big)   # detected at 1024
+    lfw = [lfw_photo('Aaron_Peirsol', i) for i in (1, 2)]
+    big = tmp_path/'big.png'; A.load_photo(lfw_photo('Aaron_Eckhart')).resize((1500, 1500)).save(big)   # detected at 1024
     junk = tmp_path/'junk.jpg'; junk.write_text('nope')
     photos = [lfw[0], big, junk, A.load_photo(lfw[1]), Image.new('RGB', (250, 250), 'grey')]
     for kw in (dict(), dict(max_side=512), dict(threshold=0.999)):
@@ -457,7 +445,7 @@ def test_detect_batch_groups_and_failures():
             if arrays[0].shape[0] == 90: raise RuntimeError('out of memory')
             return A.get_detector('mtcnn', 'cpu').batch(arrays)
     grey = lambda w, h: Image.new('RGB', (w, h), 'grey')
-    res = A.detect_batch([grey(120, 90), _lfw(), grey(120, 90), _lfw('Aaron_Eckhart'), grey(60, 60)], Det())
+    res = A.detect_batch([grey(120, 90), lfw_photo(PERSON), grey(120, 90), lfw_photo('Aaron_Eckhart'), grey(60, 60)], Det())
     assert sorted(calls) == [(1, (60, 60, 3)), (2, (90, 120, 3)), (2, (250, 250, 3))]
     assert isinstance(res[0], RuntimeError) and res[0] is res[2] and len(res[1]) == 1 and len(res[3]) == 1 and res[4] == []
     class Short:
@@ -470,8 +458,8 @@ def test_detect_batch_groups_and_failures():
 def test_face_landmarks_raises_detector_failures_keeps_photo_errors(tmp_path):
     junk = tmp_path/'junk.jpg'; junk.write_text('nope')
     def broken(a): raise RuntimeError('detector broke')
-    with pytest.raises(RuntimeError, match='detector broke'): A.face_landmarks([_lfw(), junk], broken, progress=False)
-    res = A.face_landmarks([junk, _lfw()], progress=False)
+    with pytest.raises(RuntimeError, match='detector broke'): A.face_landmarks([lfw_photo(PERSON), junk], broken, progress=False)
+    res = A.face_landmarks([junk, lfw_photo(PERSON)], progress=False)
     assert isinstance(res[0], A.PhotoError) and len(res[1]) == 1
 
 
@@ -479,13 +467,13 @@ def test_landmark_cache_write_failure_warns(tmp_path, monkeypatch):
     (tmp_path/'ro').write_text('a file where the cache folder should be')
     monkeypatch.setenv('FACECLOAK_CACHE_DIR', str(tmp_path/'ro'))
     with pytest.warns(UserWarning, match='cannot write the landmark cache'):
-        res = A.face_landmarks([_lfw()], progress=False)
+        res = A.face_landmarks([lfw_photo(PERSON)], progress=False)
     assert len(res[0]) == 1
 
 
 # ---------------------------------------------------------------- align_paths and its cache
 def test_align_paths_cache(tmp_path, monkeypatch):
-    src = [_lfw('Aaron_Peirsol', i) for i in (1, 2)]
+    src = [lfw_photo('Aaron_Peirsol', i) for i in (1, 2)]
     ps = []
     for i, p in enumerate(src):                                         # copies we may touch
         q = tmp_path/f'p{i}.jpg'; q.write_bytes(p.read_bytes()); ps.append(q)
@@ -513,7 +501,7 @@ def test_align_paths_cache(tmp_path, monkeypatch):
 
 
 def test_align_paths_missing_and_bad(tmp_path):
-    good = _lfw()
+    good = lfw_photo(PERSON)
     blank = tmp_path/'blank.png'; Image.new('RGB', (250, 250), 'grey').save(blank)
     junk = tmp_path/'junk.jpg'; junk.write_text('nope')
     with pytest.raises(A.NoFaceError) as e: A.align_paths([good, blank, junk], progress=False)
@@ -525,7 +513,7 @@ def test_align_paths_missing_and_bad(tmp_path):
 
 
 def test_align_paths_sphereface_and_batching():
-    ps = [_lfw('Aaron_Peirsol', i) for i in (1, 2, 3)]
+    ps = [lfw_photo('Aaron_Peirsol', i) for i in (1, 2, 3)]
     a = A.align_paths(ps, size=(112, 96), template='sphereface', batch_size=2, progress=False)
     b = A.align_paths(ps, progress=False, cache=False)
     assert a.shape == (3, 3, 112, 96)

@@ -4,7 +4,7 @@ These run the real `facecloak` entry point in process (`facecloak.cli.main`) on 
 shared data folder (FACECLOAK_DATA_DIR: CI always has it), with a random mask (no learning), so they
 take seconds. The tiny evaluation run of `facecloak eval --tiny` is in tests/test_evaluate.py.
 """
-import hashlib, io, os, re, shutil, struct, subprocess, sys, zlib
+import hashlib, io, os, re, shutil, subprocess, sys
 from pathlib import Path
 
 import numpy as np
@@ -13,45 +13,32 @@ from PIL import Image
 
 from facecloak import assets
 from facecloak.cli import main, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, EXIT_NOTHING
+from facecloak.testing import bomb_png, lfw_photo
 
-EPS = 8 / 255
+EPS = 8 / 255          # the budget of conftest's masks
 
 
-def _lfw(name='Colin_Powell', i=1):
-    p = assets.lfw_image(name, i)
-    if not p.exists(): p = next(iter(assets.lfw_people(min_photos=10).values()))[i - 1]
-    return p
+PERSON = 'Colin_Powell'  # whose photos the tests protect (`lfw_photo` stands another person in when a partial LFW lacks him)
 
 
 def _digest(p): return hashlib.sha256(Path(p).read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope='module')
-def mask_file(tmp_path_factory):
-    from facecloak.cloak import random_mask
-    p = tmp_path_factory.mktemp('mask')/'me.mask'
-    random_mask(epsilon=EPS, seed=0, kind='sign').save(p)
-    return p
-
-
-def _png_with_size(w, h):
-    "A tiny PNG whose header claims w x h pixels (a decompression bomb) without the memory."
-    def chunk(t, d): return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d) & 0xffffffff)
-    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0))
-            + chunk(b'IDAT', zlib.compress(b'\x00' * 16)) + chunk(b'IEND', b''))
+def mask_file(sign_mask_file): return sign_mask_file          # conftest's random ±ε mask, saved
 
 
 @pytest.fixture()
 def batch(tmp_path):
     "An input folder with good photos and every kind of bad one."
     d = tmp_path/'in'; (d/'sub').mkdir(parents=True)
-    good = _lfw()
+    good = lfw_photo(PERSON)
     shutil.copy(good, d/'good.jpg')
     shutil.copy(good, d/'sub'/'Zoë 日本 photo.jpg')                       # unicode name, sub-folder
     (d/'not_an_image.jpg').write_text('hello, I am text')
     data = good.read_bytes(); (d/'truncated.jpg').write_bytes(data[:len(data) // 3])
     (d/'empty.png').write_bytes(b'')
-    (d/'bomb.png').write_bytes(_png_with_size(40000, 40000))
+    (d/'bomb.png').write_bytes(bomb_png(40000, 40000))
     frames = [Image.new('RGB', (64, 64), c) for c in ('red', 'blue')]
     frames[0].save(d/'animated.gif', save_all=True, append_images=frames[1:], duration=100, loop=0)
     Image.new('RGB', (200, 200), (120, 130, 140)).save(d/'no_face.png')
@@ -83,7 +70,7 @@ def test_apply_batch_goes_on_past_bad_inputs(batch, mask_file, tmp_path, capsys)
 
 def test_apply_never_overwrites_inputs_or_outputs(mask_file, tmp_path):
     d = tmp_path/'photos'; d.mkdir()
-    shutil.copy(_lfw(), d/'a.jpg'); h = _digest(d/'a.jpg')
+    shutil.copy(lfw_photo(PERSON), d/'a.jpg'); h = _digest(d/'a.jpg')
     # output folder == input folder: the output would be the input itself -> refused, input intact
     assert main(['apply', str(mask_file), str(d), '-o', str(d), '-q']) == EXIT_SKIPPED
     assert _digest(d/'a.jpg') == h and len(list(d.iterdir())) == 1
@@ -97,7 +84,7 @@ def test_apply_never_overwrites_inputs_or_outputs(mask_file, tmp_path):
 
 
 def test_apply_keeps_resolution_orientation_profile_and_strips_gps(mask_file, tmp_path):
-    src = Image.open(_lfw()).convert('RGB').crop((0, 20, 250, 230))    # 250 x 210, upright
+    src = Image.open(lfw_photo(PERSON)).convert('RGB').crop((0, 20, 250, 230))    # 250 x 210, upright
     ex = Image.Exif(); ex[0x0112] = 6; ex[0x010F] = 'PhoneMaker'; ex.get_ifd(0x8825)[2] = (48.0, 51.0, 30.0)
     icc = b'\x00' * 8 + b'fake-icc-profile'
     p = tmp_path/'rot.jpg'; src.transpose(Image.ROTATE_90).save(p, 'JPEG', quality=95, exif=ex.tobytes(), icc_profile=icc)
@@ -119,7 +106,7 @@ def test_apply_bad_mask_and_empty_inputs(tmp_path, capsys):
 
 
 def test_png_output_is_within_epsilon_and_only_on_the_face(mask_file, tmp_path):
-    src = _lfw(); out = tmp_path/'o'
+    src = lfw_photo(PERSON); out = tmp_path/'o'
     assert main(['apply', str(mask_file), str(src), '-o', str(out), '--format', 'png', '-q']) == EXIT_OK
     a = np.asarray(Image.open(src).convert('RGB')).astype(int); b = np.asarray(Image.open(out/(src.stem + '.png'))).astype(int)
     diff = np.abs(a - b)
@@ -156,14 +143,8 @@ BOUND = int(np.ceil(EPS * 255))          # 8 grey levels after 8-bit rounding
 def face_photo():
     "A real LFW photo (RGB) and its five detected landmarks (detected once)."
     from facecloak.align import detect
-    im = Image.open(_lfw()).convert('RGB')
+    im = Image.open(lfw_photo(PERSON)).convert('RGB')
     return im, detect(im)[0].landmarks
-
-
-@pytest.fixture(scope='module')
-def sign_mask():
-    from facecloak.cloak import random_mask
-    return random_mask(epsilon=EPS, seed=0, kind='sign')
 
 
 def _scene(photo, lm, w, h, scale, fx, fy, mode, seed):
@@ -402,21 +383,11 @@ def test_learn_bad_photo_is_reported_not_papered_over(tmp_path, capsys):
     assert not (tmp_path/'m.mask').exists()
 
 
-@pytest.fixture(scope='module')
-def learnt_mask_file(tmp_path_factory):
-    "A real (if short) learnt mask: one surrogate, an anchor photo, no bank, so it takes seconds."
-    from facecloak.cloak import learn_mask
-    p = tmp_path_factory.mktemp('learnt')/'me.mask'
-    learn_mask(_lfw('Colin_Powell', 1), anchor=_lfw('George_W_Bush', 1), surrogates=['mobilefacenet_ms1m'], w_similar=0,
-               steps=3, device='cpu', progress=False).save(p)
-    return p
-
-
 def test_apply_refine_steps_on_each_photo_within_the_budget(learnt_mask_file, tmp_path, capsys):
     from facecloak.cloak import Mask
     from facecloak.models import load_model
     from facecloak import align
-    src = tmp_path/'in'; src.mkdir(); Image.open(_lfw('Colin_Powell', 2)).convert('RGB').save(src/'p.png')
+    src = tmp_path/'in'; src.mkdir(); Image.open(lfw_photo('Colin_Powell', 2)).convert('RGB').save(src/'p.png')
     outs = {}
     for k in (0, 4):
         assert main(['apply', str(learnt_mask_file), str(src), '-o', str(tmp_path/f'out{k}'), '--refine', str(k), '-q']) == EXIT_OK
@@ -435,13 +406,39 @@ def test_apply_refine_steps_on_each_photo_within_the_budget(learnt_mask_file, tm
     assert '--refine -1 is out of range' in capsys.readouterr().err
 
 
+def test_learn_for_real_writes_the_asked_budget_with_the_umask_mode_and_never_overwrites(tmp_path, capsys):
+    """`facecloak learn` with the real learner (the default surrogates, the smallest settings: 2 steps on 2 images, no
+    other people), loaded back with `Mask.load`: the ε asked for, a file an ordinary write would make (the umask's
+    mode), and a second run refused with a message that leaves the file byte for byte as it was."""
+    import stat
+    from facecloak.cloak import Mask
+    out = tmp_path/'me.mask'
+    args = ['learn', str(lfw_photo(PERSON)), '-o', str(out), '--epsilon', '6', '--steps', '2', '--set', 'n_images=2', '--set', 'mix=0']
+    old = os.umask(0o022)
+    try:
+        assert main(args) == EXIT_OK, capsys.readouterr().err
+        assert f'wrote {out} (epsilon 6.0/255' in capsys.readouterr().out
+        m = Mask.load(out)
+        assert m.epsilon == pytest.approx(6 / 255) and 0 < m.delta.abs().max() <= 6 / 255 + 1e-7
+        assert {k: m.meta['options'][k] for k in ('steps', 'n_images', 'mix')} == dict(steps=2, n_images=2, mix=0)
+        assert stat.S_IMODE(out.stat().st_mode) == 0o644                 # umask 022: readable by all, as `open` would make it
+        before = out.read_bytes()
+        assert main(args) == EXIT_USAGE
+        assert f'{out} exists (use --overwrite to replace it)' in capsys.readouterr().err
+        assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ['me.mask']     # no temporary left
+        os.umask(0o027)                                                   # another umask, another mode: not a fixed 0644
+        assert main(args + ['--overwrite']) == EXIT_OK
+        assert stat.S_IMODE(out.stat().st_mode) == 0o640 and Mask.load(out).epsilon == pytest.approx(6 / 255)
+    finally: os.umask(old)
+
+
 def test_learn_init_and_set_options(tmp_path, monkeypatch, capsys):
     import facecloak.cloak as C
     seen = {}
     def fake_learn(photo, **kw):
         seen.update(kw); return C.random_mask(epsilon=kw['epsilon'], seed=1)
     monkeypatch.setattr(C, 'learn_mask', fake_learn)
-    photo = _lfw()
+    photo = lfw_photo(PERSON)
     assert main(['learn', str(photo), '-o', str(tmp_path/'a.mask'), '--init', 'prior']) == EXIT_OK
     assert seen['init'] == 'prior'                    # resolved by learn_mask, so the prior must fit the config
     assert torch_equal(C.resolve_init(seen['init'], C.CloakConfig())[0], C.load_prior().delta)

@@ -12,7 +12,7 @@ from facecloak.cloak import (AnchorBank, CloakConfig, LEARN_INPUTS, LOSS_TERMS, 
                              anchor_candidates, bank_similarity, build_anchor_bank, diversify, feather_window, identity_loss,
                              learn_mask, make_config, project, random_mask, training_set, visibility)
 from facecloak.core import gaussian_blur, seeded
-from facecloak.testing import TinyFace as Tiny, face_like
+from facecloak.testing import TinyFace as Tiny, face_like, similarity_matrix as sim_M, standins
 from facecloak.saliency import budget_weights
 
 EPS = 8 / 255
@@ -20,23 +20,15 @@ EPS = 8 / 255
 
 @pytest.fixture(scope='module')
 def setup():
-    tiny = [Tiny(0), Tiny(1)]
-    bank = build_anchor_bank(tiny, {f'id{i:02d}': [face_like(100 + i)] for i in range(10)}, device='cpu', progress=False)
-    me = augment_set(face_like(7), 5, seed=0)
+    st = standins(n_bank=10, n_images=5)          # two TinyFaces, a bank of 10 random identities, a person's set of 5
+    tiny, bank, me = st.tiny, st.bank, st.me
     # the plain loop on stand-in models: a zero start, the person's own set only, no visibility term (the shipped prior
     # and the other people's photos are for the real surrogates; learn_mask's defaults are tested in 05_cloak and test_cli)
     kw = dict(surrogates=tiny, bank=bank, steps=8, device='cpu', progress=False, init='zero', mix=0, visibility=0.0)
     return tiny, bank, me, kw, learn_mask(images=me, **kw)
 
 
-def sim_M(scale, angle, tx, ty):
-    a = math.radians(angle)
-    return np.array([[scale * math.cos(a), -scale * math.sin(a), tx], [scale * math.sin(a), scale * math.cos(a), ty]])
-
-
-def sign_mask(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return Mask(torch.where(torch.rand(1, 3, 112, 112, generator=g) < 0.5, -EPS, EPS), EPS)
+def sign_mask(seed=0): return random_mask(epsilon=EPS, seed=seed, kind='sign')
 
 
 def test_learn_respects_budget_and_moves_identity(setup):
@@ -85,9 +77,9 @@ def test_save_load_roundtrip_and_bad_files(setup, tmp_path):
     raw = f.read_bytes()
     cases = {'trunc': raw[:len(raw) - 50], 'header': raw[:20], 'text': b'not a mask',
              'json': raw.replace(b'"epsilon', b'"epsilxn', 1),
-             'version': raw.replace(b'"format_version":"1"', b'"format_version":"9"', 1)}
+             'version': raw.replace(b'"format_version":"3"', b'"format_version":"9"', 1)}
     flipped = bytearray(raw); flipped[-10] ^= 1; cases['flip'] = bytes(flipped)
-    msgs = {'trunc': 'corrupt or truncated', 'header': 'corrupt or truncated', 'json': 'metadata is corrupt',
+    msgs = {'trunc': 'corrupt or truncated', 'header': 'corrupt or truncated', 'json': "does not match the file's seal",
             'version': "version '9'", 'flip': 'checksum', 'text': 'corrupt or truncated'}
     for k, data in cases.items():
         p = tmp_path / f'{k}.mask'; p.write_bytes(data)

@@ -1,7 +1,9 @@
 """The evaluation pipeline end to end on a tiny subset, so it cannot rot: the same code as the
 20-person run (`facecloak eval`, which benchmarks/bench_evaluate.py wraps), 2 subjects x 2 probes,
-2 target models. It needs LFW (FACECLOAK_DATA_DIR: CI always has it) and a few minutes from a cold cache."""
-import importlib.util, json, subprocess, sys
+2 target models. It needs LFW (FACECLOAK_DATA_DIR: CI always has it) and a few minutes from a cold cache.
+Below it, the protocol's leak-freedom checked on the real defaults: the splits, the pools a learner draws other
+people from, the gallery's distractors, and what every method's learner is given and reads."""
+import importlib.util, json, os, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -103,3 +105,130 @@ def test_portraits_are_recorded_photo_by_photo(tmp_path):
     # the order is portrait_photos' order: the first one alone reads as the record's first entry
     one = portrait_quality(random_mask(epsilon=8 / 255, seed=0), portrait_photos(1))     # the 'noise' method's mask
     assert one['n'] == 1 and abs(one['ssim_face'] - each[0]) < 1e-4
+
+
+# ---------------------------------------------------------------------------------------------
+# Leak-freedom of the real defaults: checked against the people LFW's folders hold, not against a list
+# filtered beforehand. The evaluated people are both splits (dev and test).
+# ---------------------------------------------------------------------------------------------
+
+def _evaluated() -> set:
+    from facecloak.evaluate import split_people
+    return set(split_people('dev')) | set(split_people('test'))
+
+
+def _people(paths) -> set:
+    "Whose photos `paths` are (LFW keeps each person's photos in a folder of their name)."
+    return {Path(p).parent.name for p in paths}
+
+
+def test_the_splits_are_every_person_with_twelve_photos_once():
+    "dev and test together are every LFW person with 12 or more photos (counted from the folders), each in one split."
+    from facecloak.assets import lfw_people
+    from facecloak.evaluate import DEV_PEOPLE, SPLIT_MIN_PHOTOS, split_people
+    dev, test = split_people('dev'), split_people('test')
+    assert sorted(dev + test) == sorted(k for k, v in lfw_people().items() if len(v) >= SPLIT_MIN_PHOTOS)
+    assert sorted(dev) == sorted(DEV_PEOPLE) and len(test) >= 40
+
+
+def test_the_anchor_bank_mix_and_transfer_pools_never_hold_an_evaluated_person(monkeypatch):
+    """The people a cloak may learn from besides the user: the anchor pool (`pool_people('lfw')`, all of it, and the bank
+    `learn_mask` builds by default), the other people `mix` adds to each batch and the prior learnt from
+    (`prior_photos`), and the transfer bank of the offline synthetic set (`synth.build_bank`'s defaults). Each is
+    caught where the real code reads it and checked against both splits."""
+    from facecloak import cloak, cloak_learn, cloak_targets, synth
+    from facecloak.testing import TinyFace, face_like, standins
+    evaluated = _evaluated()
+    whole = cloak.pool_people('lfw', n_people=None, per_person=1000)
+    assert len(whole) > 2000 and not set(whole) & evaluated and not _people(p for v in whole.values() for p in v) & evaluated
+    for photos in (cloak.prior_photos(), cloak.prior_photos(cloak.CloakConfig().mix_pool)):
+        assert not _people(photos) & evaluated
+
+    class Stop(Exception): pass
+    seen = {}
+    def catch(name, real):
+        def spy(*a, **kw): seen[name] = real(*a, **kw); raise Stop
+        return spy
+    # learn_mask's default bank: the pool build_anchor_bank draws, caught before anything is embedded
+    pool = cloak_targets.pool_people
+    monkeypatch.setattr(cloak_targets, 'pool_people', catch('bank', pool))
+    with pytest.raises(Stop): cloak.learn_mask(face_like(7), surrogates=[TinyFace(0)], device='cpu', progress=False)
+    monkeypatch.setattr(cloak_targets, 'pool_people', pool)
+    assert len(seen['bank']) == 300 and not set(seen['bank']) & evaluated
+    assert not _people(p for v in seen['bank'].values() for p in v) & evaluated
+    # mix: the other people's photos, caught as other_people asks for them (its cache emptied first)
+    monkeypatch.setattr(cloak_learn, '_OTHERS', {})
+    monkeypatch.setattr(cloak_learn, 'prior_photos', catch('mix', cloak_learn.prior_photos))
+    with pytest.raises(Stop): cloak.learn_mask(face_like(7), surrogates=[TinyFace(0)], bank=standins().bank, device='cpu', progress=False)
+    assert len(seen['mix']) == cloak.CloakConfig().mix_pool and not _people(seen['mix']) & evaluated
+    # the transfer bank: every photo build_bank's defaults would harvest (refused here, so nothing is harvested)
+    read = []
+    def prepare(p, **kw): read.append(p); raise ValueError('not harvested in this test')
+    monkeypatch.setattr(synth, 'prepare', prepare)
+    with pytest.raises(ValueError, match='no usable photo pairs'): synth.build_bank(progress=False)
+    assert len(_people(read)) == 80 and not _people(read) & evaluated
+
+
+def test_the_gallery_never_holds_a_subject_as_a_distractor():
+    """The real gallery of each split (every subject, every distractor; and a run's default size): the subjects come
+    first with their own gallery photo, and no distractor label or photo is an evaluated person or an anchor."""
+    from facecloak import cloak
+    from facecloak.evaluate import EvalConfig, Gallery, subjects
+    evaluated, anchors = _evaluated(), set(cloak.pool_people('lfw', n_people=None))
+    cfg = EvalConfig(split='dev')
+    for subs, n in [(subjects(None, split='dev'), None), (subjects(None, split='test'), None),
+                    (subjects(cfg.n_subjects, split='dev', seed=cfg.seed, max_probes=cfg.max_probes), cfg.n_distractors)]:
+        g = Gallery({}, subs, n_distractors=n, seed=cfg.seed)         # no model: the labels and photos, nothing embedded
+        k = len(subs)
+        assert g.labels[:k] == [s.name for s in subs] and g.paths[:k] == [s.gallery for s in subs]
+        assert [Path(p).parent.name for p in g.paths[:k]] == g.labels[:k]
+        dis, photos = g.labels[k:], g.paths[k:]
+        assert len(dis) == len(set(dis)) >= (n or 2000)
+        assert not set(dis) & evaluated and not _people(photos) & evaluated and not set(dis) & anchors
+
+
+def test_every_method_learns_only_from_the_photos_the_protocol_gives_it(monkeypatch, tmp_path):
+    """Every method of `METHODS`, run through `evaluate_subject` as a real run does: what reaches a learner (its
+    arguments, and every photo file it opens while learning) of the subject's photos is the learning photo alone;
+    'opom' the learning photo and the four extra photos (the OPOM-style upper bound allowed several real photos);
+    'pgd' the one probe it protects (per-photo PGD learns on the photo itself), never another probe; no learner ever
+    sees the gallery photo, and the other people it reads (mix) are never evaluated people. The learner is the real
+    one on stand-in surrogates and bank with one step, so this takes seconds."""
+    from facecloak import align, cloak, cloak_learn, evaluate as ev, synth
+    from facecloak.models import load_model
+    from facecloak.testing import standins
+    s = ev.subjects(1, max_probes=2, split='dev', seed=0)[0]
+    own, st, calls, now = {s.learn, s.gallery, *s.extra, *s.probes}, standins(), [], []
+    real_learn, real_open = cloak.learn_mask, align.open_image
+    def learner(photo=None, **kw):
+        calls.append(dict(method=method, photo=photo, images=kw.get('images'), read=[])); now.append(calls[-1])
+        try: return real_learn(photo, **{**kw, 'bank': st.bank, 'steps': 1, 'n_images': 2})
+        finally: now.pop()
+    def opened(src, *a, **kw):                  # every photo file read goes through align.open_image
+        if now and isinstance(src, (str, os.PathLike)): now[-1]['read'].append(Path(src))
+        return real_open(src, *a, **kw)
+    monkeypatch.setattr(cloak, 'learn_mask', learner)
+    monkeypatch.setattr(align, 'open_image', opened)
+    monkeypatch.setattr(ev, '_LEARNT', {})
+    monkeypatch.setattr(cloak_learn, '_OTHERS', {})                   # so that mix reads its other people here
+    monkeypatch.setitem(synth._BANK, 'auto', None)                    # the offline set without its transfer bank (its people: above)
+    models = {'mobilefacenet_ms1m': load_model('mobilefacenet_ms1m', device='cpu')}
+    gallery = ev.Gallery(models, [s], n_distractors=5, cache=False)
+    for method in ev.METHODS:
+        recs = ev.evaluate_subject(s, method, 8 / 255, targets=list(models), surrogates=st.tiny, gallery=gallery, models=models,
+                                   device='cpu', lpips_net=None, workdir=tmp_path)
+        assert {r['kind'] for r in recs} == {'quality', 'protection'}, method
+    by = {m: [c for c in calls if c['method'] == m] for m in ev.METHODS}
+    assert not by['none'] + by['noise'] + by['prior']                 # nothing learns
+    for m in ('universal1', 'facecloak', 'facecloak_offline', 'facecloak_uniform'):
+        (c,) = by[m]
+        assert (c['photo'], c['images']) == (s.learn, None), m
+        assert {p for p in c['read'] if p in own} == {s.learn}, (m, c['read'])
+    (c,) = by['opom']
+    assert (c['photo'], c['images']) == (s.learn, [s.learn, *s.extra]) and len(s.extra) == 4
+    assert {p for p in c['read'] if p in own} == {s.learn, *s.extra}
+    assert [c['photo'] for c in by['pgd']] == s.probes and len(s.probes) == 2
+    for c in by['pgd']: assert c['images'] == 'photo' and {p for p in c['read'] if p in own} == {c['photo']}, c['read']
+    assert not any(s.gallery in c['read'] for c in calls)
+    others = [p for c in calls for p in c['read'] if p not in own]
+    assert len(_people(others)) >= 100 and not _people(others) & _evaluated()     # facecloak's mix: 200 other people

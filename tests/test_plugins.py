@@ -1,14 +1,12 @@
 """The levers that measured no gain, as experiments/plugins.py puts them back: each still runs, keeps the ε bound,
 and reads its recorded option spelling. (They were tests in the learner's notebook before they left the library.)"""
 import importlib.util, math, pathlib, sys
-from dataclasses import replace
 
 import pytest, torch, torch.nn as nn
 
 from facecloak.core import seeded
-from facecloak.cloak import (ALIASES, LEARN_HOOKS, LOSS_TERMS, TRANSFORMS, CloakConfig, augment_set, build_anchor_bank,
-                             learn_mask, make_config, resolve_targets)
-from facecloak.testing import TinyFace, face_like
+from facecloak.cloak import LOSS_TERMS, TRANSFORMS, CloakConfig, learn_mask, make_config, resolve_targets
+from facecloak.testing import face_like, standins
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EPS = 8 / 255
@@ -24,11 +22,9 @@ def P():
 
 @pytest.fixture(scope='module')
 def setup(P):
-    tiny = [TinyFace(0), TinyFace(1)]
-    bank = build_anchor_bank(tiny, {f'id{i:02d}': [face_like(100 + i)] for i in range(12)}, device='cpu', progress=False)
-    me = augment_set(face_like(7), 6, seed=0)
-    kw = dict(surrogates=tiny, bank=bank, steps=8, device='cpu', progress=False, init='zero', mix=0, visibility=0.0)
-    return tiny, bank, me, kw, learn_mask(images=me, **kw)
+    st = standins()
+    kw = dict(surrogates=st.tiny, bank=st.bank, steps=8, device='cpu', progress=False, init='zero', mix=0, visibility=0.0)
+    return st.tiny, st.bank, st.me, kw, learn_mask(images=st.me, **kw)
 
 
 def test_the_library_has_none_of_them():

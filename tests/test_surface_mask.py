@@ -9,8 +9,9 @@ from safetensors import safe_open
 from facecloak import align, assets, face3d
 from facecloak.cloak import CloakConfig, Mask, augment_set, build_anchor_bank, learn_mask, surface_maps
 from facecloak.core import gaussian_blur
-from test_cloak import EPS, sim_M
-from facecloak.testing import TinyFace as Tiny, face_like
+from facecloak.testing import similarity_matrix as sim_M, standins
+
+EPS = 8 / 255
 
 
 @pytest.fixture(scope='module')
@@ -21,8 +22,8 @@ def person():
 
 @pytest.fixture(scope='module')
 def learnt(person):
-    tiny = [Tiny(0), Tiny(1)]
-    bank = build_anchor_bank(tiny, {f'id{i:02d}': [face_like(100 + i)] for i in range(10)}, device='cpu', progress=False)
+    st = standins(n_bank=10)                       # two TinyFaces and a bank of 10 random identities
+    tiny, bank = st.tiny, st.bank
     me = augment_set(align.align(person[0], size=(112, 112)).image.cpu(), 5, seed=0)
     kw = dict(surrogates=tiny, bank=bank, steps=8, device='cpu', progress=False)
     return me, kw, learn_mask(images=me, parameterisation='uv', **kw)
@@ -40,12 +41,12 @@ def test_learnt_surface_mask_keeps_the_bound_and_round_trips(learnt, person, tmp
     assert m.surface.abs().max() <= EPS + 1e-7 and m.surface.abs().max() > 0.5 * EPS      # the texture was learnt
     assert m.delta.abs().max() <= EPS + 1e-7 and 'surface' in repr(m)
     f = m.save(tmp_path / 'uv.mask')
-    with safe_open(str(f), 'pt') as h: assert h.metadata()['format_version'] == '2'
+    with safe_open(str(f), 'pt') as h: assert h.metadata()['format_version'] == '3'
     m2 = Mask.load(f)
     assert torch.equal(m2.surface, m.surface) and torch.equal(m2.delta, m.delta)
-    # a mask without a surface is still written as version 1, and read back
+    # a mask without a surface is written in the same (sealed) format, and read back
     plain = Mask(m.delta, EPS)
-    with safe_open(str(plain.save(tmp_path / 'p.mask')), 'pt') as h: assert h.metadata()['format_version'] == '1'
+    with safe_open(str(plain.save(tmp_path / 'p.mask')), 'pt') as h: assert h.metadata()['format_version'] == '3'
     assert Mask.load(tmp_path / 'p.mask').surface is None
     # applied to another photo of the person (detected, fitted): within ceil(eps*255), only in the face region
     im = Image.open(person[3]).convert('RGB')

@@ -12,32 +12,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facecloak import assets
 from facecloak.cli import main, EXIT_OK, EXIT_SKIPPED
+from facecloak.testing import lfw_photo
 from facecloak.video import (apply_video, flicker, probe, read_frames, synthetic_clip, VideoError, FaceTrack,
                              upright)
 
-EPS = 8 / 255
-
-
-def _lfw(name, i=1):
-    p = assets.lfw_image(name, i)
-    assert p.exists(), f'LFW photo {p} is missing: set FACECLOAK_DATA_DIR'
-    return p
-
-
-@pytest.fixture(scope='module')
-def sign_mask(tmp_path_factory):
-    from facecloak.cloak import random_mask
-    m = random_mask(epsilon=EPS, seed=0, kind='sign')
-    p = tmp_path_factory.mktemp('mask')/'me.mask'; m.save(p)
-    return m, p
+EPS = 8 / 255          # the budget of conftest's masks
 
 
 @pytest.fixture(scope='module')
 def clips(tmp_path_factory):
     d = tmp_path_factory.mktemp('clips')
-    ph = [_lfw('Andre_Agassi', i) for i in (1, 2)]
+    ph = [lfw_photo('Andre_Agassi', i) for i in (1, 2)]
     return dict(
         plain=synthetic_clip(ph, d/'plain.mp4', fps=10, seconds=0.6, audio=True),
         phone=synthetic_clip(ph, d/'phone.mov', fps=12, seconds=0.5, rotation=270, vfr=True, audio=True,
@@ -53,15 +39,15 @@ def _no_temp(folder):
     return [p.name for p in Path(folder).rglob('*') if p.name.startswith('.') or p.suffix == '.part']
 
 
-def test_cli_protects_a_folder_mixing_photos_and_videos(clips, sign_mask, tmp_path, capsys):
+def test_cli_protects_a_folder_mixing_photos_and_videos(clips, sign_mask_file, tmp_path, capsys):
     d = tmp_path/'in'; (d/'sub').mkdir(parents=True)
-    Image.open(_lfw('Andre_Agassi', 3)).save(d/'photo.jpg')
+    Image.open(lfw_photo('Andre_Agassi', 3)).save(d/'photo.jpg')
     (d/'clip.mp4').write_bytes(clips['plain'].read_bytes())
     (d/'sub'/'phone.mov').write_bytes(clips['phone'].read_bytes())
     (d/'notes.mp4').write_text('not a video')
     synthetic_clip([Image.new('RGB', (120, 120), (40, 90, 160))], d/'wall.mp4', fps=5, seconds=1)
     before = {p: p.read_bytes() for p in d.rglob('*') if p.is_file()}
-    code = main(['apply', str(sign_mask[1]), str(d), '-o', str(tmp_path/'out'), '-q', '--detect-every', '3'])
+    code = main(['apply', str(sign_mask_file), str(d), '-o', str(tmp_path/'out'), '-q', '--detect-every', '3'])
     err = capsys.readouterr().err
     assert code == EXIT_SKIPPED, err
     out = tmp_path/'out'
@@ -77,7 +63,7 @@ def test_cli_protects_a_folder_mixing_photos_and_videos(clips, sign_mask, tmp_pa
     with av.open(str(out/'sub'/'phone.mov')) as c: assert not any('location' in k for k in c.metadata), c.metadata
     with av.open(str(clips['phone'])) as c: assert any('location' in k for k in c.metadata)
     # a second run refuses to overwrite, and says so
-    code = main(['apply', str(sign_mask[1]), str(d/'clip.mp4'), '-o', str(out), '-q'])
+    code = main(['apply', str(sign_mask_file), str(d/'clip.mp4'), '-o', str(out), '-q'])
     assert code == EXIT_SKIPPED and 'exists' in capsys.readouterr().err
 
 
@@ -101,17 +87,17 @@ def test_every_frame_is_cloaked_on_the_face_only(clips, sign_mask, tmp_path, nam
 
 
 def test_interrupted_run_leaves_nothing(clips, sign_mask, tmp_path):
-    lm = next(iter(FaceTrack(sign_mask[0])(f, 0) for f in read_frames(clips['plain'])))
+    lm = next(iter(FaceTrack(sign_mask)(f, 0) for f in read_frames(clips['plain'])))
     def stop_at_4(i):
         if i == 4: raise KeyboardInterrupt
         return lm
     out = tmp_path/'out'; out.mkdir()
-    with pytest.raises(KeyboardInterrupt): apply_video(sign_mask[0], clips['plain'], out/'c.mp4', landmarks=stop_at_4, progress=False)
+    with pytest.raises(KeyboardInterrupt): apply_video(sign_mask, clips['plain'], out/'c.mp4', landmarks=stop_at_4, progress=False)
     assert list(out.iterdir()) == []
 
 
 def test_bad_inputs_name_the_problem_and_write_nothing(clips, sign_mask, tmp_path):
-    m = sign_mask[0]; out = tmp_path/'out'; out.mkdir()
+    m = sign_mask; out = tmp_path/'out'; out.mkdir()
     data = clips['plain'].read_bytes()
     (tmp_path/'cut.mp4').write_bytes(data[:len(data) * 2 // 3])
     (tmp_path/'zero.mp4').write_bytes(b'')
@@ -128,11 +114,11 @@ def test_bad_inputs_name_the_problem_and_write_nothing(clips, sign_mask, tmp_pat
 def test_the_users_face_is_chosen_by_the_masks_reference(tmp_path):
     "Two people in view, the other one larger: a learnt mask cloaks the user, and leaves the other face alone."
     from facecloak.cloak import learn_mask
-    user, other = _lfw('Andre_Agassi', 1), _lfw('George_W_Bush', 1)
-    mask = learn_mask(user, anchor=_lfw('Tony_Blair', 1), surrogates=['mobilefacenet_ms1m'], w_similar=0, steps=3,
+    user, other = lfw_photo('Andre_Agassi', 1), lfw_photo('George_W_Bush', 1)
+    mask = learn_mask(user, anchor=lfw_photo('Tony_Blair', 1), surrogates=['mobilefacenet_ms1m'], w_similar=0, steps=3,
                       device='cpu', progress=False)
     scene = Image.new('RGB', (560, 300), (90, 90, 90))
-    scene.paste(Image.open(_lfw('Andre_Agassi', 4)).resize((200, 200)), (20, 50))
+    scene.paste(Image.open(lfw_photo('Andre_Agassi', 4)).resize((200, 200)), (20, 50))
     scene.paste(Image.open(other).resize((280, 280)), (270, 10))
     clip = synthetic_clip([scene], tmp_path/'two.mp4', fps=10, seconds=0.6)
     rep = apply_video(mask, clip, tmp_path/'out.mp4', detect_every=3, progress=False)
@@ -142,8 +128,8 @@ def test_the_users_face_is_chosen_by_the_masks_reference(tmp_path):
 
 def test_steadier_than_the_raw_detections(sign_mask, tmp_path):
     "The tracker and the One Euro filter keep the cloak steadier than placing it on each frame's raw detection."
-    clip = synthetic_clip([_lfw('Andre_Agassi', 1)], tmp_path/'still.mp4', fps=10, seconds=2)
-    m, res = sign_mask[0], {}
+    clip = synthetic_clip([lfw_photo('Andre_Agassi', 1)], tmp_path/'still.mp4', fps=10, seconds=2)
+    m, res = sign_mask, {}
     for name, kw in dict(raw=dict(detect_every=1, smooth=False), default=dict()).items():
         rep = apply_video(m, clip, tmp_path/f'{name}.mp4', progress=False, **kw)
         res[name] = flicker(clip, tmp_path/f'{name}.mp4', rep.landmarks, m)
@@ -170,7 +156,47 @@ def test_the_benchmark_runs_and_reports_every_run(capsys):
 
 def test_webm_output_reencodes_the_sound_it_cannot_copy(clips, sign_mask, tmp_path):
     "WebM holds only Opus or Vorbis sound: the AAC track is re-encoded (to Opus), the picture goes to VP9."
-    rep = apply_video(sign_mask[0], clips['plain'], tmp_path/'out.webm', progress=False)
+    rep = apply_video(sign_mask, clips['plain'], tmp_path/'out.webm', progress=False)
     info = probe(tmp_path/'out.webm')
     assert (rep.audio, info.codec, info.audio) == ('re-encoded', 'vp9', ['opus'])
     assert rep.cloaked == rep.frames == sum(1 for _ in read_frames(tmp_path/'out.webm')) == probe(clips['plain']).frames
+
+
+def _stored(p):
+    "The samples the file stores, frame by frame: (Y plane over the U and V planes) of each yuv420p frame, as ints."
+    with av.open(str(p)) as c:
+        for f in c.decode(video=0):
+            assert f.format.name == 'yuv420p'
+            yield f.to_ndarray().astype(int)
+
+
+def test_refining_on_the_clip_keeps_every_decoded_frame_within_the_budget(learnt_mask, tmp_path):
+    """`apply_video(..., refine=K)`: K per-photo steps on the clip's first face, then that mask on every frame. Against
+    the same clip through the same encoder with a zero mask (same landmarks, x264 at crf 0: lossless), every decoded
+    frame moves by at most ε; the refined mask is the one on every frame (it differs from refine=0), and nothing
+    changes away from the face."""
+    import math, torch
+    from scipy.ndimage import binary_dilation
+    from facecloak.cloak import Mask
+    m, bound = learnt_mask, math.ceil(learnt_mask.epsilon * 255)               # 8 grey levels
+    clip = synthetic_clip([lfw_photo('Andre_Agassi', 1)], tmp_path/'c.mp4', fps=10, seconds=0.6)
+    zero = Mask(torch.zeros_like(m.delta), m.epsilon, m.template, m.size)
+    rep = apply_video(zero, clip, tmp_path/'zero.mp4', crf=0, progress=False)
+    lm = rep.landmarks                                                          # the face as the tracker found it, for all three
+    runs = {k: apply_video(m, clip, tmp_path/f'refine{k}.mp4', refine=k, crf=0, landmarks=lambda i: lm[i], progress=False)
+            for k in (0, 3)}
+    assert all(r.frames == r.cloaked == rep.cloaked == 6 for r in runs.values())
+    # what the file stores (the planes x264 coded losslessly): the cloak moves no sample by more than ε. A sample's
+    # range is 219 (Y) or 224 (U, V) of 255 levels, so ε·219/255 plus half a level of rounding stays within ceil(ε·255).
+    for z, r in zip(_stored(tmp_path/'zero.mp4'), _stored(tmp_path/'refine3.mp4')):
+        assert 0 < np.abs(r - z).max() <= bound, np.abs(r - z).max()
+    # the frames as a player shows them (RGB, `read_frames`): 4:2:0 stores colour once per 2x2 pixels, and turning Y, U, V
+    # back into RGB adds a pixel's own change in Y to its block's change in colour: B = 1.164 Y + 2.017 U can move by up
+    # to 2.8ε where every stored sample moved by ε or less. Measured at crf 0: 14-15 grey levels for this mask, 16-17
+    # for a ±ε sign mask (ε = 8). So 3ε here, the stored samples above being the tight check; and away from the face
+    # (its region grown by 2 pixels: one chroma block) not one value changes.
+    for i, (z, r0, r3) in enumerate(zip(*(read_frames(tmp_path/f'{n}.mp4') for n in ('zero', 'refine0', 'refine3')))):
+        z, r0, r3 = z.astype(int), r0.astype(int), r3.astype(int)
+        near = binary_dilation(m.region(m.matrix(lm[i]), z.shape[:2]), iterations=2)
+        assert np.abs(r3 - z).max() <= 3 * bound and np.abs(r3 - z).max(-1)[~near].max() == 0, i
+        assert (np.abs(r3 - r0).max(-1)[near] > 0).mean() > 0.05, i            # refined: not the refine=0 frame
