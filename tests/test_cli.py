@@ -466,3 +466,18 @@ def test_learn_init_and_set_options(tmp_path, monkeypatch, capsys):
 def torch_equal(a, b):
     import torch
     return bool(torch.equal(a, b))
+
+
+def test_apply_writes_photos_and_videos_with_the_mode_an_ordinary_write_gives(mask_file, tmp_path):
+    "Outputs are for sharing: under umask 022 a protected photo and a protected clip are 0644 (mkstemp's 0600 before)."
+    import os, stat
+    from facecloak.video import synthetic_clip
+    d = tmp_path/'in'; d.mkdir()
+    shutil.copy(lfw_photo(PERSON), d/'a.jpg')
+    synthetic_clip([lfw_photo(PERSON)], d/'clip.mp4', fps=10, seconds=0.3)
+    old = os.umask(0o022)
+    try: assert main(['apply', str(mask_file), str(d), '-o', str(tmp_path/'out'), '-q']) == EXIT_OK
+    finally: os.umask(old)
+    outs = sorted(p.name for p in (tmp_path/'out').iterdir())
+    assert outs == ['a.jpg', 'clip.mp4'], outs
+    for p in (tmp_path/'out').iterdir(): assert stat.S_IMODE(p.stat().st_mode) == 0o644, (p.name, oct(p.stat().st_mode))
