@@ -48,10 +48,10 @@ PAIRS = [   # (variant, what it is compared with): printed paired below the tabl
     (REFINE, 'facecloak[refine=5]'), ('facecloak[refine=5,refine_visibility=4]', 'facecloak[refine=5]')]
 VISP = [f'facecloak[init=experiments/prior_vis3.mask,mix=4,visibility={k}]' for k in (1, 3)]
 VIS = ['facecloak[init=prior,mix=4]'] + [f'facecloak[init=prior,mix=4,visibility={k}]' for k in (1, 3, 4)]
-FAMILIES = {"pixel mask, prior + mix 4: visibility term 0 (issue #13's default), 1 (today's), 3, 4 (ε 8)": VIS,
+FAMILIES = {"pixel mask, prior + mix 4: visibility term 0, 1 (the default), 3, 4 (ε 8)": VIS,
             'pixel mask, visibility prior + mix 4: visibility term 1, 3 (ε 8)': VISP}   # drawn as one line each
-LABELS = {'facecloak': 'pixel mask (old default: no prior, no mix)',
-          'facecloak[init=prior,mix=4]': "pixel mask, prior + mix 4 (issue #13's default)",
+LABELS = {'facecloak': 'pixel mask, zero start, no mixed batches',
+          'facecloak[init=prior,mix=4]': "pixel mask, prior + mix 4, no visibility term",
           'facecloak[parameterisation=smooth,band=0.5,init=prior,mix=4]': 'band-limited σ 0.5, prior + mix 4',
           'facecloak[parameterisation=smooth_uv,band=0.4,init=prior,mix=4]': '3D surface, band-limited σ 0.4, prior + mix 4',
           'facecloak[parameterisation=smooth,band=0.5,init=experiments/prior_smooth05.mask,mix=4]': 'band-limited σ 0.5, band-limited prior + mix 4',
@@ -68,8 +68,8 @@ LABELS = {'facecloak': 'pixel mask (old default: no prior, no mix)',
           **{f'facecloak[init=prior,mix=4,visibility=1,pull={w}]': f'pixel mask, prior + mix 4, visibility term 1, pulled toward the prior ({w})'
              for w in (0.1, 0.3)},
           REFINE: 'visibility term 4, applied with 5 per-photo steps weighing visibility 4 at the photo\'s own scale (refine dial)',
-          'facecloak[refine=5,refine_visibility=4]': "today's default, applied with 5 per-photo steps weighing visibility 4 (refine dial)",
-          'facecloak[refine=5]': "today's default, applied with 5 per-photo steps (the refine dial, no visibility term)",
+          'facecloak[refine=5,refine_visibility=4]': "the default mask + 5 per-photo steps weighing visibility 4 (refine dial)",
+          'facecloak[refine=5]': "the default mask + 5 per-photo steps (refine dial, no visibility term)",
           RANK: 'pixel mask, prior + mix 4, visibility term 1, the rank term in place of self and similar',
           'facecloak[parameterisation=smooth_uv,band=0.5,init=prior]': '3D surface, band-limited σ 0.5, from the prior',
           'facecloak[parameterisation=smooth_uv,band=0.4,init=prior]': '3D surface, band-limited σ 0.4, from the prior', 'facecloak[parameterisation=smooth,band=0.7]': 'band-limited, σ 0.7 px',
