@@ -1,8 +1,8 @@
-"""The lab's bookkeeping on top of the evaluation protocol (`facecloak.evaluate`): the levers' table and figure, the
+"""The lab's bookkeeping on top of the evaluation records (`facecloak.report`): the levers' table and figure, the
 test-split table, and labels placed beside points without overlap. Not part of the package: the experiment scripts
-here import it (`import lab`, this folder is on their path), as do the result cells of nbs/06_evaluate.ipynb.
+here import it (`import lab`, this folder is on their path), as do the result cells of nbs/06b_report.ipynb.
 
-    lever_table(recs, base, methods)    each lever paired per person against `base` (`facecloak.evaluate.paired`)
+    lever_table(recs, base, methods)    each lever paired per person against `base` (`facecloak.report.paired`)
     plot_levers(recs, base, methods)    those differences person by person, and protection against face SSIM
     split_table(recs, default, loo)     the test split's report table over the people every record holds complete
     label_points(ax, xy, texts)         a label beside each point, none overlapping another label, a point or the edge
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facecloak.evaluate import by_box, method_label, paired, per_person
+from facecloak.report import by_box, method_label, paired, per_person
 
 
 def _obstacles(ax, P, px) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +95,7 @@ def _mean_q(rec, m, k='ssim_face'): return float(np.mean([x[k] for x in rec['rec
 def plot_levers(recs: list, base: str, methods: list, labels: dict | None = None, title: str = '', numbered: bool | None = None, **kw):
     """Per-person paired differences against `base` per lever (a dot per person, the mean ± standard error in red), and
     every method's protection against its face SSIM (see `lever_table`). Methods are named by `labels`, else in words
-    (`facecloak.evaluate.method_label`); with more than 6 levers (or `numbered`) the points of the second panel carry the
+    (`facecloak.report.method_label`); with more than 6 levers (or `numbered`) the points of the second panel carry the
     lever's number, which the first panel's names end with. Returns the figure and `lever_table`'s rows."""
     import matplotlib.pyplot as plt
     name = lambda m: (labels or {}).get(m) or method_label(m)

@@ -151,11 +151,11 @@ def _why(e: Exception) -> str:
 
 # %% ../nbs/08_cli.ipynb
 def config_options(items) -> dict:
-    """`--set KEY=VALUE` items as `CloakConfig` overrides, read by `facecloak.evaluate.parse_options` (the parser of
+    """`--set KEY=VALUE` items as `CloakConfig` overrides, read by `facecloak.report.parse_options` (the parser of
     method specs too: values are Python literals or bare words); every key and value is checked by `CloakConfig`
     itself, so a bad one is refused before anything loads."""
     from facecloak.cloak import CloakConfig, make_config
-    from facecloak.evaluate import parse_options
+    from facecloak.report import parse_options
     kw = parse_options(items)
     make_config(CloakConfig(), kw)        # unknown keys (with the nearest name) and bad values raise here
     return kw
@@ -349,7 +349,7 @@ def protect_clip(mask, f: Path, base: Path, a, inputs, rep: Report):
 def check_photo(mask, photo, models: dict, *, original=None, simulate: bool = False, quality: int = 90,
                 with_quality: bool = False):
     """{model: (similarity before or None, after, threshold, protected?)} for one photo (see above); `with_quality`:
-    also the face's quality at the photo's own resolution (`evaluate.native_quality`; None without a clean photo)."""
+    also the face's quality at the photo's own resolution (`attacker.native_quality`; None without a clean photo)."""
     from facecloak.align import load_photo, align
     from facecloak.models import LFW_THRESHOLDS
     import torch
@@ -368,7 +368,7 @@ def check_photo(mask, photo, models: dict, *, original=None, simulate: bool = Fa
         t = LFW_THRESHOLDS.get(name, {}).get('far1e-3', float('nan'))
         out[name] = (before, after, t, after < t)
     if not with_quality: return out
-    from facecloak.evaluate import native_quality
+    from facecloak.attacker import native_quality
     ok = before_im is not None and before_im.size == after_im.size
     return out, (native_quality(before_im, after_im) if ok else None)
 
@@ -439,7 +439,7 @@ def demo_verdict(recs: list[dict], method: str = 'facecloak') -> str:
 # %% ../nbs/08_cli.ipynb
 def _demo_table(recs: list[dict], targets: list[str]) -> str:
     "The demo's table: per model, similarity to the gallery photo, top-1 and verification protection, before -> after."
-    from facecloak.evaluate import summarize
+    from facecloak.report import summarize
     P = {(r['method'], r['target']): r for r in summarize(dict(records=recs))}
     sim = lambda m, t: float(np.mean([r['sim'] for r in recs if r['kind'] == 'protection' and r['method'] == m and r['target'] == t]))
     lines = [f'{"model":22s} {"box":6s} {"similarity to gallery":>22s} {"top-1 protected":>16s} {"verif. @FAR1e-3":>16s}']
@@ -451,7 +451,7 @@ def _demo_table(recs: list[dict], targets: list[str]) -> str:
     lines += [f'\nimage quality of the cloaked photos: face SSIM {c["ssim_face"]:.3f}, face PSNR {c["psnr_face"]:.1f} dB, '
               f'whole photo SSIM {c["ssim"]:.3f}',
               'white-box = model used to learn the cloak; black-box = never seen. Protection is the fraction of photos the '
-              'attacker fails on (1.00 = all protected). Measured on 20 people: see nbs/06_evaluate.ipynb.']
+              'attacker fails on (1.00 = all protected). Measured on 20 people: see nbs/06b_report.ipynb.']
     return '\n'.join(lines)
 
 def _demo_args_error(a) -> str | None:
@@ -464,6 +464,7 @@ def cmd_demo(a) -> int:
     "facecloak demo: learn from one photo of an LFW person, apply to their other photos, print the protection table and a verdict."
     import warnings
     from facecloak import assets, cloak, evaluate as ev
+    from facecloak.attacker import Gallery
     from facecloak.models import load_model, present, TARGETS, SURROGATES
     if not assets.available('lfw'): return _err('the demo needs LFW: set FACECLOAK_DATA_DIR (see README)')
     if (why := _demo_args_error(a)): return _err(why)
@@ -479,7 +480,7 @@ def cmd_demo(a) -> int:
           f'{a.anchors} people x {a.anchor_photos} photo (learn_mask default: 300 x 3); learn_mask defaults otherwise.\n', flush=True)
     with _phase(f'loading {len(targets)} recognition models', tty): models = {t: load_model(t, device=a.device) for t in targets}
     with _phase(f'building the gallery of {n_id} identities', tty):
-        gallery = ev.Gallery(models, subs, n_distractors=a.distractors, seed=a.seed, progress=tty)
+        gallery = Gallery(models, subs, n_distractors=a.distractors, seed=a.seed, progress=tty)
     with _phase(f'building the anchor bank of {a.anchors} people', tty):
         bank = cloak.build_anchor_bank(None, n_people=a.anchors, per_person=a.anchor_photos, device=a.device, progress=tty)
     kw = dict(targets=targets, surrogates=None, gallery=gallery, models=models, device=a.device, lpips_net=None)
@@ -501,7 +502,8 @@ def _split(s) -> tuple:
 
 def eval_config(a):
     "The `EvalConfig` of `facecloak eval`'s arguments `a`; a ValueError naming the option for a bad value."
-    from facecloak.evaluate import EvalConfig, CONDITIONS, parse_method
+    from facecloak.evaluate import EvalConfig, parse_method
+    from facecloak.attacker import CONDITIONS
     if a.tiny: return EvalConfig(**TINY)
     plugins = tuple(str(Path(p).resolve()) for p in _split(getattr(a, 'plugins', None)))
     from facecloak.evaluate import load_plugins
@@ -536,7 +538,8 @@ def cmd_eval(a) -> int:
     "facecloak eval: run (or resume) the evaluation, write the record, its table and figures, print the summary JSON."
     try: cfg = eval_config(a)
     except ValueError as e: return _err(str(e))
-    from facecloak.evaluate import run_evaluation, summarize, markdown_table, plot_report
+    from facecloak.evaluate import run_evaluation
+    from facecloak.report import summarize, markdown_table, plot_report
     t0 = time.time()
     rec = run_evaluation(cfg, a.out, scheduler=a.scheduler, n_workers=a.workers, memory_limit=a.memory_limit,
                          device=a.device, progress=sys.stderr.isatty())
@@ -624,7 +627,7 @@ def _eval_parser(sub):
     e.add_argument('--epsilons', default='4,8,12', help='budgets in grey levels for the methods in --sweep (default 4,8,12)')
     e.add_argument('--sweep', default='universal1,facecloak', help='methods run at every --epsilons (the others at 8)')
     e.add_argument('--mode', default='fixed', choices=['fixed', 'loo'], help="'loo': a mask per target learned with the other models")
-    e.add_argument('--conditions', default=None, help='comma-separated attacker conditions (default: all of facecloak.evaluate.CONDITIONS)')
+    e.add_argument('--conditions', default=None, help='comma-separated attacker conditions (default: all of facecloak.attacker.CONDITIONS)')
     e.add_argument('--distractors', type=int, default=500, help='distractor identities in the gallery (default 500)')
     e.add_argument('--portraits', type=int, default=0, metavar='N',
                    help='also measure each method\'s face quality at full resolution on N large portraits (CelebA-HQ 1024²; default 0)')

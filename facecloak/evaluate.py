@@ -4,28 +4,28 @@
 
 # %% ../nbs/06_evaluate.ipynb 3
 from __future__ import annotations
-import ast, gzip, hashlib, importlib.util, json, platform, sys, tempfile, time
+import importlib.util, platform, sys, tempfile, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable
 
 import numpy as np, torch
-from PIL import Image, ImageFilter
 from tqdm.auto import tqdm
 
 import facecloak
-from . import assets, align, synth, cloak
+from . import align, synth, cloak
 from .models import LFW_THRESHOLDS, SURROGATES, TARGETS, embed, load_model, present
-from .assets import lfw_people, lfw_roles, cache_dir
-from .core import atomic_write, jpeg, local_cluster
+from .assets import lfw_people, lfw_roles
+from .core import local_cluster
+from .attacker import (CONDITIONS, Gallery, attacker_align, lpips_distance, native_quality, portrait_photos,
+                                portrait_quality, protection, quality, reverify, verification)
+from .report import (DEFAULTS_BEFORE, LEARNT_WITH_DEFAULTS, by_box, defaults_in_words, load_record, load_records,
+                              markdown_table, method_label, paired, parse_options, per_person, pin_defaults, plot_report,
+                              record_defaults, rename_methods, save_record, split_method, summarize, unpinned)
 
 # %% auto 0
-__all__ = ['DEV_PEOPLE', 'SPLIT_MIN_PHOTOS', 'CONDITIONS', 'METHODS', 'DEFAULTS_BEFORE', 'LEARNT_WITH_DEFAULTS', 'Subject',
-           'split_people', 'subjects', 'attacker_align', 'Gallery', 'protection', 'verification', 'reverify', 'quality',
-           'lpips_distance', 'native_quality', 'portrait_photos', 'portrait_quality', 'learn_options', 'parse_options',
-           'parse_method', 'evaluate_subject', 'EvalConfig', 'versions', 'load_record', 'load_records',
-           'run_evaluation', 'load_plugins', 'summarize', 'markdown_table', 'method_label', 'plot_report', 'by_box',
-           'per_person', 'paired', 'rename_methods', 'record_defaults', 'unpinned', 'pin_defaults']
+__all__ = ['DEV_PEOPLE', 'SPLIT_MIN_PHOTOS', 'METHODS', 'Subject', 'split_people', 'subjects', 'learn_options', 'parse_method',
+           'evaluate_subject', 'EvalConfig', 'versions', 'run_evaluation', 'load_plugins']
 
 # %% ../nbs/06_evaluate.ipynb
 @dataclass
@@ -73,173 +73,6 @@ def subjects(n: int | None = 20, *, min_photos: int = 10, n_extra: int = 4, max_
         if max_probes: probes = probes[:max_probes]
         out.append(Subject(nm, ims[0], ims[1], ims[2:2 + n_extra], probes))
     return out
-
-# %% ../nbs/06_evaluate.ipynb
-def attacker_align(paths, detector: str = 'mtcnn', cache: bool = True, progress: bool = False):
-    "Aligned crops (N,3,112,112) of `paths` detected from the files, and a bool mask of which had a face."
-    return align.align_paths([Path(p) for p in paths], detector=detector, select='center', cache=cache,
-                             on_missing='zeros', return_found=True, progress=progress)
-
-# %% ../nbs/06_evaluate.ipynb
-class Gallery:
-    "Clean gallery: subjects' gallery photos plus `n_distractors` distractor people (one photo each)."
-    def __init__(self, models: dict, subjects: list[Subject], n_distractors: int | None = 1000, root=None,
-                 seed: int = 0, cache: bool = True, progress: bool = False):
-        roles, people = lfw_roles(root), lfw_people(root)
-        dis = sorted(k for k, r in roles.items() if r == 'distractor')
-        if n_distractors is not None:
-            dis = [dis[i] for i in sorted(np.random.default_rng(seed).permutation(len(dis))[:n_distractors])]
-        self.labels = [s.name for s in subjects] + dis
-        self.paths = [s.gallery for s in subjects] + [people[d][0] for d in dis]
-        self.emb, self._x, self._progress = {}, None, progress
-        for name, m in models.items(): self.emb[name] = self._embed(name, m, cache)
-
-    def _key(self, name):
-        h = hashlib.sha1(('\n'.join(map(str, self.paths)) + name).encode()).hexdigest()[:16]
-        return cache_dir()/'gallery'/f'{name}-{h}.pt'
-
-    def _embed(self, name, model, cache):
-        f = self._key(name)
-        if cache and f.exists(): return torch.load(f, weights_only=True)
-        if self._x is None:
-            self._x, ok = attacker_align(self.paths, progress=self._progress)
-            if not ok.all():
-                bad = [str(p) for p, o in zip(self.paths, ok) if not o]
-                raise RuntimeError(f'no face found in gallery photos: {bad[:5]}')
-        e = embed([model], self._x)[0].cpu()
-        if cache: atomic_write(f, lambda tmp: torch.save(e, tmp))   # workers of a cluster may build it at once
-        return e
-
-    def topk(self, model_name: str, e: torch.Tensor, k: int = 5) -> list[list[str]]:
-        "The `k` gallery identities most similar to each embedding in `e`."
-        sims = e @ self.emb[model_name].T
-        idx = sims.topk(min(k, sims.shape[1]), dim=1).indices
-        return [[self.labels[j] for j in row] for row in idx.tolist()]
-
-    def similarity(self, model_name: str, e: torch.Tensor, label: str) -> torch.Tensor:
-        "Cosine similarity of each embedding in `e` to the gallery photo of `label`."
-        return e @ self.emb[model_name][self.labels.index(label)]
-
-# %% ../nbs/06_evaluate.ipynb
-def protection(gallery: Gallery, model_name: str, e: torch.Tensor, found, label: str, thresholds: dict) -> dict:
-    "Protection rates of the probes `e` (rows where `found`) of subject `label` under one model."
-    found = torch.as_tensor(np.asarray(found, dtype=bool))
-    n = len(found)
-    top = gallery.topk(model_name, e[found], 5) if found.any() else []
-    hit1 = sum(t[0] == label for t in top); hit5 = sum(label in t for t in top)
-    sim = gallery.similarity(model_name, e[found], label) if found.any() else torch.empty(0)
-    named = iter([t[0] == label for t in top])
-    out = dict(n=n, no_face=float((~found).float().mean()), top1=1 - hit1 / n, top5=1 - hit5 / n,
-               sim=float(sim.mean()) if len(sim) else float('nan'), sims=[round(float(v), 5) for v in sim],
-               protected=[int(not (f and next(named))) for f in found.tolist()])   # per probe, in order: 1 = not named at top-1
-    out.update(verification(out['sims'], n, thresholds))
-    return out
-
-def verification(sims, n: int, thresholds: dict) -> dict:
-    "Verification protection at each threshold: the fraction of `n` probes below it (probes without a face count as protected)."
-    sims = np.asarray(sims, dtype=float)
-    return {f'ver_{k}': 1 - float((sims >= t).sum()) / n for k, t in thresholds.items()}
-
-def reverify(rec: dict, thresholds: dict) -> dict:
-    "Recompute the verification columns of a record with new `thresholds` ({model: {name: cos}})."
-    for r in rec['records']:
-        if r['kind'] == 'protection' and r['target'] in thresholds: r.update(verification(r['sims'], r['n'], thresholds[r['target']]))
-    return rec
-
-# %% ../nbs/06_evaluate.ipynb
-def _np(im): return np.asarray(im.convert('RGB'), dtype=np.float64) / 255
-
-def _grown(box, size, margin: float = .05) -> tuple:
-    "The integer box (x1, y1, x2, y2) grown by `margin` of its size each side, inside an image of `size` (w, h)."
-    x1, y1, x2, y2 = np.asarray(box, dtype=float); w, h = x2 - x1, y2 - y1
-    return (int(max(0, x1 - margin * w)), int(max(0, y1 - margin * h)), int(min(size[0], x2 + margin * w)), int(min(size[1], y2 + margin * h)))
-
-def quality(clean: Image.Image, protected: Image.Image, box=None) -> dict:
-    "PSNR/SSIM of `protected` vs `clean`, whole photo and inside `box` (x1, y1, x2, y2)."
-    from skimage.metrics import peak_signal_noise_ratio as psnr, structural_similarity as ssim
-    a, b = _np(clean), _np(protected)
-    def _q(a, b):
-        if np.array_equal(a, b): return float('inf'), 1.0
-        return float(psnr(a, b, data_range=1)), float(ssim(a, b, channel_axis=2, data_range=1))
-    out = dict(zip(('psnr', 'ssim'), _q(a, b)))
-    if box is not None:
-        x1, y1, x2, y2 = _grown(box, (a.shape[1], a.shape[0]))
-        out['psnr_face'], out['ssim_face'] = _q(a[y1:y2, x1:x2], b[y1:y2, x1:x2])
-    return out
-
-_lpips = {}
-def lpips_distance(clean: Image.Image, protected: Image.Image, net: str = 'alex'):
-    "LPIPS distance, or None with the reason when the backbone weights are not available."
-    name = f'lpips_{net}'
-    if not assets.available(name): return None, f'{name} backbone weights not found ({assets.get_asset(name).filename})'
-    if net not in _lpips:
-        import lpips, torchvision
-        m = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
-        sd = torch.load(assets.asset_path(name), weights_only=True)
-        tv = {'alex': torchvision.models.alexnet, 'vgg': torchvision.models.vgg16,
-              'squeeze': torchvision.models.squeezenet1_1}[net]()
-        tv.load_state_dict(sd)
-        feats = tv.features
-        for i, blk in enumerate([m.net.slice1, m.net.slice2, m.net.slice3, m.net.slice4, m.net.slice5][:len(m.net.chns)]):
-            for k, layer in blk.named_children():
-                if hasattr(layer, 'weight'): layer.load_state_dict(feats[int(k)].state_dict())
-        _lpips[net] = m.eval()
-    t = lambda im: torch.from_numpy(_np(im)).permute(2, 0, 1)[None].float() * 2 - 1
-    with torch.no_grad(): return float(_lpips[net](t(clean), t(protected))), None
-
-# %% ../nbs/06_evaluate.ipynb
-def native_quality(clean, protected, *, box=None, lpips_net: str | None = None) -> dict:
-    """PSNR/SSIM of the whole photo and of the face region at the photo's own resolution (`box` (x1,y1,x2,y2),
-    default the largest face detected in `clean`; none found: whole photo only), with LPIPS of the face when
-    `lpips_net`'s backbone is present (else `lpips_skipped` says why); `size`: the photo's (w, h)."""
-    clean, protected = align.load_photo(clean), align.load_photo(protected)
-    if clean.size != protected.size: raise ValueError(f"the photos differ in size: {clean.size} and {protected.size}")
-    if box is None:
-        faces = align.detect(clean)
-        box = faces[0].box if faces else None
-    q = dict(quality(clean, protected, box), size=list(clean.size))
-    if lpips_net and box is not None:
-        c = _grown(box, clean.size)
-        q['lpips_face'], why = lpips_distance(clean.crop(c), protected.crop(c), lpips_net)
-        if why: q['lpips_skipped'] = why
-    return q
-
-def portrait_photos(n: int | None = None) -> list[Path]:
-    "Large portraits for full-resolution quality: the CelebA-HQ 1024² portraits, then `data/portraits/*/1.jpg`; the first `n`."
-    ps = sorted(assets.data_path('celebahq').glob('*.jpg')) + sorted(assets.data_path('portraits').glob('*/1.jpg'))
-    if not ps: raise FileNotFoundError("no portraits found: set FACECLOAK_DATA_DIR to the folder with celebahq/ and portraits/")
-    return ps[:n]
-
-def portrait_quality(masker, photos=None, *, lpips_net: str | None = None) -> dict:
-    """Mean `native_quality` of `masker.apply(photo)` over large `photos` (paths; default `portrait_photos()`): `ssim_face`,
-    `psnr_face` (and `lpips_face`) at full resolution, `n`, and `per_photo`. Faces are detected once per photo (cached
-    on disk) and handed to a `Mask`; other maskers detect for themselves."""
-    photos = list(photos if photos is not None else portrait_photos())
-    per = []
-    for p, faces in zip(photos, align.face_landmarks(photos, progress=False)):
-        if not isinstance(faces, list) or not faces: continue
-        im, f = align.load_photo(p), faces[0]
-        prot = masker.apply(im, face=f) if isinstance(masker, cloak.Mask) else masker.apply(im)
-        per.append(dict(native_quality(im, prot, box=f.box, lpips_net=lpips_net), photo=Path(p).name))
-    keys = [k for k in ('ssim_face', 'psnr_face', 'lpips_face', 'ssim', 'psnr') if per and all(isinstance(r.get(k), float) for r in per)]
-    out = {k: float(np.mean([r[k] for r in per])) for k in keys} | dict(n=len(per), per_photo=per)
-    if per and 'lpips_skipped' in per[0]: out['lpips_skipped'] = per[0]['lpips_skipped']
-    return out
-
-# %% ../nbs/06_evaluate.ipynb
-def _down(s): return lambda im: im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BICUBIC)
-def _screenshot(im):
-    "Shown on a 1.5x display, captured, shown back at 1x: bilinear up- and down-scaling, lossless."
-    up = im.resize((round(im.width * 1.5), round(im.height * 1.5)), Image.BILINEAR)
-    return up.resize(im.size, Image.BILINEAR)
-
-CONDITIONS: dict[str, Callable] = {
-    'clean': lambda im: im,
-    'jpeg75': lambda im: jpeg(im, 75), 'jpeg50': lambda im: jpeg(im, 50),
-    'down0.5': _down(0.5),
-    'blur1': lambda im: im.filter(ImageFilter.GaussianBlur(1)),
-    'screenshot': _screenshot,
-}
 
 # %% ../nbs/06_evaluate.ipynb
 class _NoProtection:
@@ -302,37 +135,11 @@ METHODS: dict[str, Callable] = {
 }
 
 # %% ../nbs/06_evaluate.ipynb
-def parse_options(items) -> dict:
-    """{key: value} of `KEY=VALUE` strings `items`: values are Python literals (numbers, tuples, dicts, quoted strings)
-    or else bare words; an item that is not KEY=VALUE is refused (ValueError)."""
-    kw = {}
-    for it in items:
-        k, eq, v = it.partition('=')
-        if not eq or not k.strip(): raise ValueError(f'{it!r} is not KEY=VALUE (e.g. steps=20, parameterisation=smooth)')
-        try: kw[k.strip()] = ast.literal_eval(v.strip())
-        except (ValueError, SyntaxError): kw[k.strip()] = v.strip()
-    return kw
-
-def _top_level_split(s: str, sep: str = ',') -> list[str]:
-    "`s` split at `sep` outside brackets and quotes."
-    out, depth, cur, quote = [], 0, '', None
-    for ch in s:
-        if quote: quote = None if ch == quote else quote
-        elif ch in '\'"': quote = ch
-        elif ch in '([{': depth += 1
-        elif ch in ')]}': depth -= 1
-        if ch == sep and depth == 0 and not quote: out.append(cur); cur = ''
-        else: cur += ch
-    return out + [cur]
-
 def parse_method(spec: str) -> tuple[str, dict]:
-    "'facecloak[w_anchor=0,steps=120]' -> ('facecloak', {'w_anchor': 0, 'steps': 120}): ablations by name (`parse_options`)."
-    name, _, rest = spec.partition('[')
+    "'facecloak[w_anchor=0,steps=120]' -> ('facecloak', {'w_anchor': 0, 'steps': 120}): ablations by name (`split_method`)."
+    name = spec.partition('[')[0]
     if name not in METHODS: raise ValueError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
-    if not rest: return name, {}
-    if not rest.endswith(']'): raise ValueError(f'bad method spec {spec!r}: expected name[key=value,...]')
-    try: return name, parse_options(filter(None, _top_level_split(rest[:-1])))
-    except ValueError as e: raise ValueError(f'bad method spec {spec!r}: {e}') from None
+    return split_method(spec)
 
 # %% ../nbs/06_evaluate.ipynb
 def _write(im, path, fmt, quality_):
@@ -442,34 +249,6 @@ def versions() -> dict:
 
 def _unit_key(r): return (r['person'], r['method'], r['epsilon'])
 
-def _open(path, mode, gz=None):
-    gz = str(path).endswith('.gz') if gz is None else gz
-    return gzip.open(path, mode + 't', encoding='utf-8') if gz else open(path, mode, encoding='utf-8')
-
-def load_record(path) -> dict | None:
-    "An evaluation record (`.json` or `.json.gz`), or None when there is none yet."
-    path = Path(path)
-    if not path.exists(): return None
-    try:
-        with _open(path, 'r') as f: return json.load(f)
-    except (json.JSONDecodeError, OSError, EOFError) as e:
-        raise ValueError(f'{path} is not a valid evaluation record ({e}); move it away to start afresh') from e
-
-def load_records(paths, *, warn=print) -> list[dict]:
-    "The evaluation records at `paths` that exist; each missing one is reported through `warn` and left out."
-    out = []
-    for p in paths:
-        r = load_record(p)
-        if r is None: warn(f'(missing {p})')
-        else: out.append(r)
-    return out
-
-def _save_record(rec, path):
-    "Write the record atomically (gzip when the name ends in .gz)."
-    def write(tmp):
-        with _open(tmp, 'w', gz=str(path).endswith('.gz')) as f: json.dump(rec, f, separators=(',', ':'), default=str)
-    return atomic_write(path, write)
-
 def _cfg_subjects(cfg: EvalConfig) -> list[Subject]:
     return subjects(cfg.n_subjects, max_probes=cfg.max_probes, seed=cfg.seed, split=cfg.split)
 
@@ -509,8 +288,8 @@ def run_evaluation(cfg: EvalConfig, out: str | Path, *, scheduler=None, n_worker
         raise ValueError(f'{out} holds a run with another config; choose another output path to keep both')
     if rec is not None and (old := unpinned(rec)):
         pinned = pin_defaults(rec)['config']['methods']
-        raise ValueError(f"{out} was made when {_said(old)}: its methods {', '.join(old)} ran with that, not today's default. "
-                         f"Choose another output path, or rewrite the record with facecloak.evaluate.pin_defaults and resume it "
+        raise ValueError(f"{out} was made when {defaults_in_words(old)}: its methods {', '.join(old)} ran with that, not today's default. "
+                         f"Choose another output path, or rewrite the record with facecloak.report.pin_defaults and resume it "
                          f"with --methods {','.join(pinned)!r}")
     rec = rec or dict(config=cfg_d, versions=versions(), defaults=record_defaults(), records=[])
     done = {_unit_key(r) for r in rec['records']}
@@ -520,7 +299,7 @@ def run_evaluation(cfg: EvalConfig, out: str | Path, *, scheduler=None, n_worker
     if todo: _warm(cfg_d, device)
     bar = tqdm(total=len(todo), desc='evaluate', disable=not progress)
     def _collect(rs):
-        rec['records'].extend(rs); _save_record(rec, out); bar.update(1)
+        rec['records'].extend(rs); save_record(rec, out); bar.update(1)
     if scheduler is None:
         for s, m, e in todo: _collect(_unit(cfg_d, s, m, e, device))
     else:
@@ -549,199 +328,3 @@ def load_plugins(paths) -> list:
             spec.loader.exec_module(mod); _PLUGINS[str(p)] = mod
         out.append(_PLUGINS[str(p)])
     return out
-
-# %% ../nbs/06_evaluate.ipynb
-def summarize(rec: dict, condition: str = 'clean') -> list[dict]:
-    "Mean over subjects per (method, ε, target) of protection, and quality per (method, ε)."
-    P = [r for r in rec['records'] if r['kind'] == 'protection' and r['condition'] == condition]
-    Q = [r for r in rec['records'] if r['kind'] == 'quality']
-    rows = []
-    keys = sorted({(r['method'], r['epsilon'], r['target'], r['box']) for r in P})
-    for m, e, t, b in keys:
-        rs = [r for r in P if (r['method'], r['epsilon'], r['target'], r['box']) == (m, e, t, b)]
-        qs = [r for r in Q if (r['method'], r['epsilon']) == (m, e)]
-        row = dict(method=m, epsilon=e, target=t, box=b, people=len(rs))
-        for k in ('top1', 'top5', 'ver_far1e-2', 'ver_far1e-3', 'no_face'):
-            v = [r[k] for r in rs if k in r]
-            if v: row[k] = float(np.mean(v))
-        for k in ('ssim_face', 'psnr_face', 'ssim', 'lpips'):
-            v = [r[k] for r in qs if isinstance(r.get(k), float)]
-            if v: row[k] = float(np.mean(v))
-        rows.append(row)
-    return rows
-
-def markdown_table(rows: list[dict], cols=('method', 'epsilon', 'target', 'box', 'top1', 'top5', 'ver_far1e-3', 'ssim_face', 'psnr_face')) -> str:
-    "A markdown table of `rows` (floats with 3 decimals)."
-    cols = [c for c in cols if any(c in r for r in rows)]
-    f = lambda v: f'{v:.3f}' if isinstance(v, float) else str(v)
-    lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
-    lines += ['| ' + ' | '.join(f(r.get(c, '')) for c in cols) + ' |' for r in rows]
-    return '\n'.join(lines)
-
-# %% ../nbs/06_evaluate.ipynb
-_METHOD_WORDS = {'none': 'no protection', 'noise': 'random noise', 'pgd': 'per-photo PGD', 'universal1': 'one-photo universal mask',
-                 'opom': 'OPOM-style mask (5 real photos)', 'facecloak': 'facecloak (default)',
-                 'facecloak_offline': 'facecloak, offline synthetic set', 'facecloak_uniform': 'facecloak, uniform budget',
-                 'prior': 'the prior alone'}
-
-def _words(k: str, v) -> str:
-    "One method option in words."
-    num = lambda v: f'{v:g}' if isinstance(v, (int, float)) else str(v)
-    if k == 'init' and isinstance(v, str): return {'prior': 'started from the prior', 'zero': 'started from zero'}.get(v, f'started from {Path(str(v)).stem}')
-    if k == 'path': return f'{Path(str(v)).stem}'
-    if k == 'mix': return 'no mixed batches' if v == 0 else f'+ mixed batches ({v} others)'
-    if k == 'refine': return f'refine {v} steps'
-    if k == 'leakage_weight': return 'uniform budget' if v == 0 else f'leakage weight {num(v)}'
-    if k == 'steps': return f'{v} steps'
-    if k == 'batch_size': return f'batches of {v}'
-    if k == 'parameterisation' and isinstance(v, str): return {'smooth': 'band-limited', 'uv': 'on the 3D surface', 'smooth_uv': 'band-limited on the 3D surface'}.get(v, v)
-    if k == 'band': return f'σ {num(v)}'
-    if k == 'diversity' and isinstance(v, str) and v.startswith('+'): return ' '.join(f'+ {t}' for t in v[1:].split('+') if t)
-    if k == 'extra_losses' and isinstance(v, dict): return ' '.join(f'+ {t} term' for t in v)
-    if k == 'surrogates' and isinstance(v, (list, tuple)): return f'{len(v)} surrogates'
-    return f"{k.replace('_', ' ')} {num(v)}"
-
-def method_label(spec: str, default: str | None = None) -> str:
-    """`spec` in words for a figure: the method's name, then each option (`_words`); `default`'s own spec reads
-    'facecloak (default)', and one that adds options to it reads as the default plus those. An unknown spec is itself."""
-    try: name, kw = parse_method(spec)
-    except ValueError: return spec
-    base = _METHOD_WORDS[name]
-    if default is not None and spec != name:
-        try: dname, dkw = parse_method(default)
-        except ValueError: dname, dkw = None, {}
-        if dname == name and all(kw.get(k, object()) == v for k, v in dkw.items()):
-            extra = {k: v for k, v in kw.items() if k not in dkw}
-            return f"{base.split(' (')[0]} (default)" + (', ' + ', '.join(_words(k, v) for k, v in extra.items()) if extra else '')
-    if not kw: return base
-    return f"{base.replace(' (default)', '')}: " + ', '.join(_words(k, v) for k, v in kw.items())
-
-# %% ../nbs/06_evaluate.ipynb
-def plot_report(rec: dict, out_dir=None, condition: str = 'clean', main_epsilon: float | None = None):
-    "Protection-vs-ε, protection-vs-SSIM and per-model figures of an evaluation record; saved as PNGs in `out_dir`."
-    import matplotlib.pyplot as plt
-    rows = summarize(rec, condition)
-    main_epsilon = main_epsilon or rec.get('config', {}).get('main_epsilon', 8)
-    every = sorted({r['method'] for r in rows})
-    colour = {m: f'C{i % 10}' for i, m in enumerate(every)}            # a method's colour in every figure
-    legend = lambda ax: ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1), frameon=False)
-    figs = {}
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    for m in every:
-        pts = {}
-        for r in rows:
-            if r['method'] == m and r['box'] == 'black': pts.setdefault(r['epsilon'], []).append(r['top1'])
-        if len(pts) > 1:
-            es = sorted(pts); ax.plot(es, [np.mean(pts[e]) for e in es], 'o-', color=colour[m], label=method_label(m))
-    ax.set(xlabel='ε (grey levels)', ylabel='black-box top-1 protection', ylim=(0, 1), title='protection vs budget')
-    if ax.lines: legend(ax)
-    ax.grid(alpha=.3); figs['protection_vs_epsilon'] = fig
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    for m in every:
-        pts = {}
-        for r in rows:
-            if r['method'] == m and r['box'] == 'black' and 'ssim_face' in r: pts.setdefault(r['epsilon'], []).append((r['ssim_face'], r['top1']))
-        xy = np.array([np.mean(v, 0) for _, v in sorted(pts.items())])
-        if len(xy): ax.plot(xy[:, 0], xy[:, 1], 'o-', color=colour[m], label=method_label(m))
-    ax.set(xlabel='face-crop SSIM', ylabel='black-box top-1 protection', ylim=(0, 1), title='protection vs visibility')
-    if ax.lines: legend(ax)
-    ax.grid(alpha=.3); figs['protection_vs_ssim'] = fig
-    sel = [r for r in rows if r['epsilon'] == main_epsilon or r['method'] == 'none']
-    methods = sorted({r['method'] for r in sel}); targets = sorted({r['target'] for r in sel})
-    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(targets)) + 2, 3.8))
-    w = 0.8 / max(1, len(methods))
-    for i, m in enumerate(methods):
-        v = [next((r['top1'] for r in sel if r['method'] == m and r['target'] == t), 0) for t in targets]
-        ax.bar(np.arange(len(targets)) + i * w, v, w, color=colour[m], label=method_label(m))
-    boxes = {r['target']: r['box'] for r in sel if r['method'] not in ('none',)}
-    ax.set_xticks(np.arange(len(targets)) + w * (len(methods) - 1) / 2,      # a model's name on two lines: the names never touch
-                  ['\n'.join([*t.split('_', 1), f"({boxes.get(t, '?')}-box)"]) for t in targets], fontsize=7)
-    ax.set(ylabel='top-1 protection', ylim=(0, 1), title=f'per model at ε={main_epsilon}/255')
-    legend(ax); figs['protection_per_model'] = fig
-    for f in figs.values(): f.tight_layout()
-    if out_dir:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        for k, f in figs.items(): f.savefig(Path(out_dir)/f'{k}.png', dpi=120, bbox_inches='tight')
-    return figs
-
-# %% ../nbs/06_evaluate.ipynb
-def by_box(rec: dict, condition: str = 'clean', key: str = 'top1') -> list[dict]:
-    "Per (method, ε): mean `key` over black-box and over white-box targets, face SSIM/PSNR, learn and apply seconds."
-    rows = summarize(rec, condition)
-    Q = [r for r in rec['records'] if r['kind'] == 'quality']
-    out = []
-    for m, e in sorted({(r['method'], r['epsilon']) for r in rows}):
-        rs = [r for r in rows if (r['method'], r['epsilon']) == (m, e)]
-        row = dict(method=m, epsilon=e)
-        for b in ('black', 'white'):
-            v = [r[key] for r in rs if r['box'] == b and key in r]
-            if v: row[f'{key}_{b}'] = float(np.mean(v))
-        q = [r for r in Q if (r['method'], r['epsilon']) == (m, e)]
-        for k in ('ssim_face', 'psnr_face', 'learn_s', 'apply_s'):
-            v = [r[k] for r in q if isinstance(r.get(k), (int, float))]
-            if v: row[k] = float(np.mean(v))
-        out.append(row)
-    return out
-
-# %% ../nbs/06_evaluate.ipynb
-def per_person(rec: dict, method: str, *, condition: str = 'clean', box: str | None = 'black', key: str = 'top1',
-               epsilon: float | None = None, targets=None) -> dict:
-    """{person: mean `key` over the targets in `box` ('black', 'white'; None: all)} of `method` (at `epsilon`, default
-    any), only over the models `targets` when given (to compare methods learnt with different surrogates)."""
-    out = {}
-    for r in rec['records']:
-        if (r['kind'] == 'protection' and r['method'] == method and r['condition'] == condition and key in r
-                and (box is None or r['box'] == box) and (epsilon is None or r['epsilon'] == epsilon)
-                and (targets is None or r['target'] in targets)):
-            out.setdefault(r['person'], []).append(r[key])
-    return {p: float(np.mean(v)) for p, v in sorted(out.items())}
-
-def paired(rec: dict, base: str, method: str, *, other: dict | None = None, **kw) -> dict:
-    "`method` (in `other`, default `rec`) minus `base` (in `rec`) per person: mean, standard error, n, people up/down."
-    a, b = per_person(rec, base, **kw), per_person(other or rec, method, **kw)
-    d = np.array([b[p] - a[p] for p in a if p in b])
-    if not len(d): raise ValueError(f"no person has both {base!r} and {method!r} (with these filters {kw})")
-    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float('nan')
-    return dict(base=base, method=method, n=len(d), base_mean=float(np.mean([a[p] for p in a if p in b])),
-                mean=float(np.mean([b[p] for p in a if p in b])), diff=float(d.mean()), se=se,
-                up=int((d > 1e-9).sum()), down=int((d < -1e-9).sum()))
-
-# %% ../nbs/06_evaluate.ipynb
-def rename_methods(rec: dict, names: dict) -> dict:
-    """`rec` with its methods renamed by `names` {old: new}: a record made when a default meant something else (say
-    `facecloak` before the default changed) joins a table beside newer records under the spec it ran."""
-    new = lambda m: names.get(m, m)
-    cfg = dict(rec['config'], methods=[new(m) for m in rec['config']['methods']])
-    return dict(rec, config=cfg, records=[dict(x, method=new(x['method'])) for x in rec['records']])
-
-DEFAULTS_BEFORE = dict(visibility=0.0)     # learn_mask options whose default changed, and their value before (the first records)
-LEARNT_WITH_DEFAULTS = ('facecloak', 'facecloak_offline', 'facecloak_uniform')   # methods that take learn_mask's defaults
-
-def record_defaults() -> dict:
-    "Today's defaults of the options in `DEFAULTS_BEFORE`: what a new record stores."
-    return {k: getattr(cloak.CloakConfig(), k) for k in DEFAULTS_BEFORE}
-
-def unpinned(rec: dict) -> dict:
-    "{method: {option: value it ran with}} of `rec`'s learnt methods that ran with a default that has changed since and do not spell it."
-    then, now, out = {**DEFAULTS_BEFORE, **rec.get('defaults', {})}, record_defaults(), {}
-    for m in rec['config']['methods']:
-        name, kw = parse_method(m)
-        miss = {k: v for k, v in then.items() if v != now[k] and k not in kw}
-        if name in LEARNT_WITH_DEFAULTS and miss: out[m] = miss
-    return out
-
-def _value(v) -> str: return f'{v:g}' if isinstance(v, (int, float)) else repr(v)     # as a method spec writes it
-
-def _spell(spec: str, opts: dict) -> str:
-    "`spec` with the options `opts` added to its brackets."
-    add = ','.join(f'{k}={_value(v)}' for k, v in opts.items())
-    return f'{spec[:-1]},{add}]' if spec.endswith(']') else f'{spec}[{add}]'
-
-def _said(old: dict) -> str:
-    "'visibility defaulted to 0' for the options of `unpinned`."
-    opts = {k: v for o in old.values() for k, v in o.items()}
-    return ', '.join(f'{k} defaulted to {_value(v)}' for k, v in opts.items())
-
-def pin_defaults(rec: dict) -> dict:
-    "`rec` with its `unpinned` methods renamed to the specs they ran, and today's `record_defaults` stored."
-    return dict(rename_methods(rec, {m: _spell(m, o) for m, o in unpinned(rec).items()}), defaults=record_defaults())

@@ -58,8 +58,8 @@ def mask_image(delta, epsilon: float | None = None):
 
 def quality(original, protected, box=None) -> dict:
     """PSNR (dB) and SSIM of `protected` against `original` (same size): the whole photo, and the face region at the
-    photo's own resolution (`psnr_face`, `ssim_face`; `box` or the detected face) by `facecloak.evaluate.native_quality`."""
-    from facecloak.evaluate import native_quality
+    photo's own resolution (`psnr_face`, `ssim_face`; `box` or the detected face) by `facecloak.attacker.native_quality`."""
+    from facecloak.attacker import native_quality
     a, b = _array(original), _array(protected)
     if a.shape != b.shape: raise ValueError(f"original {a.shape} and protected {b.shape} photos differ in size")
     return native_quality(Image.fromarray(a), Image.fromarray(b), box=box)

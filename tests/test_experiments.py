@@ -101,8 +101,8 @@ def test_fullres_table_comes_from_the_committed_records(tmp_path):
     "experiments/fullres.py rebuilds the table of experiments/fullres.md from data/eval/dev24_fullres*.json.gz (dev people only)."
     rows = _table_rows('fullres.py', ['--out', tmp_path/'t.png'], 'fullres.md', '| mask')
     assert len(rows) >= 3
-    assert any('| pixel mask (old default: no prior, no mix) | 8 | 24 |' in l for l in rows), rows
-    assert any("| pixel mask, prior + mix 4 (issue #13's default) | 8 | " in l for l in rows), rows
+    assert any('| pixel mask, zero start, no mixed batches | 8 | 24 |' in l for l in rows), rows
+    assert any("| pixel mask, prior + mix 4, no visibility term | 8 | " in l for l in rows), rows
     assert any('| pixel mask, prior + mix 4, visibility term 1 (default today) | 8 | 24 |' in l for l in rows), rows
     assert (tmp_path/'t.png').stat().st_size > 10_000
     from facecloak.evaluate import load_record, split_people
