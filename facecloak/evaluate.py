@@ -19,7 +19,7 @@ from .assets import lfw_people, lfw_roles
 from .core import local_cluster
 from .attacker import (CONDITIONS, Gallery, attacker_align, lpips_distance, native_quality, portrait_photos,
                                 portrait_quality, protection, quality, reverify, verification)
-from .report import (DEFAULTS_BEFORE, LEARNT_WITH_DEFAULTS, by_box, defaults_in_words, load_record, load_records,
+from .report import (DEFAULTS_BEFORE, RESUME_BEFORE, LEARNT_WITH_DEFAULTS, by_box, defaults_in_words, load_record, load_records,
                               markdown_table, method_label, paired, parse_options, per_person, pin_defaults, plot_report,
                               record_defaults, rename_methods, save_record, split_method, summarize, unpinned)
 
@@ -286,8 +286,8 @@ def run_evaluation(cfg: EvalConfig, out: str | Path, *, scheduler=None, n_worker
     cfg_d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
     if rec is not None and {**asdict(EvalConfig()), **rec['config']} != {**asdict(EvalConfig()), **cfg_d}:
         raise ValueError(f'{out} holds a run with another config; choose another output path to keep both')
-    if rec is not None and (old := unpinned(rec)):
-        pinned = pin_defaults(rec)['config']['methods']
+    if rec is not None and (old := unpinned(rec, RESUME_BEFORE)):
+        pinned = pin_defaults(rec, RESUME_BEFORE)['config']['methods']
         raise ValueError(f"{out} was made when {defaults_in_words(old)}: its methods {', '.join(old)} ran with that, not today's default. "
                          f"Choose another output path, or rewrite the record with facecloak.report.pin_defaults and resume it "
                          f"with --methods {','.join(pinned)!r}")

@@ -13,9 +13,9 @@ from . import cloak
 from .core import atomic_write
 
 # %% auto 0
-__all__ = ['DEFAULTS_BEFORE', 'LEARNT_WITH_DEFAULTS', 'load_record', 'load_records', 'save_record', 'parse_options',
-           'split_method', 'summarize', 'markdown_table', 'method_label', 'plot_report', 'by_box', 'per_person',
-           'paired', 'rename_methods', 'record_defaults', 'unpinned', 'defaults_in_words', 'pin_defaults']
+__all__ = ['DEFAULTS_BEFORE', 'RESUME_BEFORE', 'LEARNT_WITH_DEFAULTS', 'load_record', 'load_records', 'save_record',
+           'parse_options', 'split_method', 'summarize', 'markdown_table', 'method_label', 'plot_report', 'by_box',
+           'per_person', 'paired', 'rename_methods', 'record_defaults', 'unpinned', 'defaults_in_words', 'pin_defaults']
 
 # %% ../nbs/06b_report.ipynb
 def _open(path, mode, gz=None):
@@ -243,16 +243,18 @@ def rename_methods(rec: dict, names: dict) -> dict:
     cfg = dict(rec['config'], methods=[new(m) for m in rec['config']['methods']])
     return dict(rec, config=cfg, records=[dict(x, method=new(x['method'])) for x in rec['records']])
 
-DEFAULTS_BEFORE = dict(visibility=0.0)     # learn_mask options whose default changed, and their value before (the first records)
+DEFAULTS_BEFORE = dict(visibility=0.0)     # learn_mask options whose default changed, and their value before (the first records): read under the spec they ran
+RESUME_BEFORE = dict(DEFAULTS_BEFORE, leakage_weight=0.5)   # ... and those a record must not be resumed across (leakage weighting: 0.5 until the house's second pass)
 LEARNT_WITH_DEFAULTS = ('facecloak', 'facecloak_offline', 'facecloak_uniform')   # methods that take learn_mask's defaults
 
 def record_defaults() -> dict:
-    "Today's defaults of the options in `DEFAULTS_BEFORE`: what a new record stores."
-    return {k: getattr(cloak.CloakConfig(), k) for k in DEFAULTS_BEFORE}
+    "Today's defaults of the options in `RESUME_BEFORE`: what a new record stores."
+    return {k: getattr(cloak.CloakConfig(), k) for k in RESUME_BEFORE}
 
-def unpinned(rec: dict) -> dict:
-    "{method: {option: value it ran with}} of `rec`'s learnt methods that ran with a default that has changed since and do not spell it."
-    then, now, out = {**DEFAULTS_BEFORE, **rec.get('defaults', {})}, record_defaults(), {}
+def unpinned(rec: dict, before: dict = DEFAULTS_BEFORE) -> dict:
+    """{method: {option: value it ran with}} of `rec`'s learnt methods that ran with a default (of the options in `before`,
+    with their value before they were stored) that has changed since and do not spell it."""
+    then, now, out = {**before, **{k: v for k, v in rec.get('defaults', {}).items() if k in before}}, record_defaults(), {}
     for m in rec['config']['methods']:
         name, kw = split_method(m)
         miss = {k: v for k, v in then.items() if v != now[k] and k not in kw}
@@ -271,6 +273,6 @@ def defaults_in_words(old: dict) -> str:
     opts = {k: v for o in old.values() for k, v in o.items()}
     return ', '.join(f'{k} defaulted to {_value(v)}' for k, v in opts.items())
 
-def pin_defaults(rec: dict) -> dict:
+def pin_defaults(rec: dict, before: dict = DEFAULTS_BEFORE) -> dict:
     "`rec` with its `unpinned` methods renamed to the specs they ran, and today's `record_defaults` stored."
-    return dict(rename_methods(rec, {m: _spell(m, o) for m, o in unpinned(rec).items()}), defaults=record_defaults())
+    return dict(rename_methods(rec, {m: _spell(m, o) for m, o in unpinned(rec, before).items()}), defaults=record_defaults())
