@@ -17,8 +17,8 @@ from .assets import lfw_people, lfw_roles, cache_dir
 from .core import atomic_write, jpeg
 
 # %% auto 0
-__all__ = ['CONDITIONS', 'attacker_align', 'Gallery', 'protection', 'verification', 'reverify', 'quality', 'lpips_distance',
-           'native_quality', 'portrait_photos', 'portrait_quality']
+__all__ = ['CONDITIONS', 'CONDITION_GROUPS', 'attacker_align', 'Gallery', 'protection', 'verification', 'reverify', 'quality',
+           'lpips_distance', 'native_quality', 'portrait_photos', 'portrait_quality', 'expand_conditions']
 
 # %% ../nbs/06a_attacker.ipynb
 def attacker_align(paths, detector: str = 'mtcnn', cache: bool = True, progress: bool = False):
@@ -174,16 +174,68 @@ def portrait_quality(masker, photos=None, *, lpips_net: str | None = None) -> di
     return out
 
 # %% ../nbs/06a_attacker.ipynb
-def _down(s): return lambda im: im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BICUBIC)
+def _rgb(im) -> np.ndarray: return np.asarray(im.convert('RGB'))
+def _jpeg(q: int): return lambda im: jpeg(im, q)
+
+def _down_up(s: float):
+    "Down-scaled by `s` (bicubic: a site storing a small copy) and back up to the photo's size, as the attacker views it."
+    def down_up(im):
+        small = im.convert('RGB').resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.BICUBIC)
+        return small.resize(im.size, Image.BICUBIC)
+    return down_up
+
+# %% ../nbs/06a_attacker.ipynb
+def _blur(im, sigma: float = 1.): return im.convert('RGB').filter(ImageFilter.GaussianBlur(sigma))
+def _median3(im): return im.convert('RGB').filter(ImageFilter.MedianFilter(3))
+
+def _bilateral(im, d: int = 9, sigma_color: float = 75, sigma_space: float = 75):
+    "OpenCV's bilateral filter: smooths within regions of similar colour, keeps edges."
+    import cv2
+    return Image.fromarray(cv2.bilateralFilter(_rgb(im), d, sigma_color, sigma_space))
+
+def _nlmeans(im, h: float = 6):
+    "OpenCV's non-local means denoising of colour photos (7-px patches searched in a 21-px window)."
+    import cv2
+    return Image.fromarray(cv2.fastNlMeansDenoisingColored(_rgb(im), None, h, h, 7, 21))
+
+def _tv(im, weight: float = .05):
+    "scikit-image's total-variation denoising (Chambolle) of the photo in [0, 1]."
+    from skimage.restoration import denoise_tv_chambolle
+    a = denoise_tv_chambolle(_rgb(im) / 255., weight=weight, channel_axis=-1)
+    return Image.fromarray((a * 255).round().clip(0, 255).astype(np.uint8))
+
+# %% ../nbs/06a_attacker.ipynb
+def _phone(im, side: int = 1080):
+    "Shrunk to a `side`-px long side when larger, sharpened (unsharp mask), saved as JPEG 80."
+    im = im.convert('RGB'); s = side / max(im.size)
+    if s < 1: im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.LANCZOS)
+    return jpeg(im.filter(ImageFilter.UnsharpMask(radius=1, percent=50, threshold=2)), 80)
+
 def _screenshot(im):
     "Shown on a 1.5x display, captured, shown back at 1x: bilinear up- and down-scaling, lossless."
-    up = im.resize((round(im.width * 1.5), round(im.height * 1.5)), Image.BILINEAR)
+    up = im.convert('RGB').resize((round(im.width * 1.5), round(im.height * 1.5)), Image.BILINEAR)
     return up.resize(im.size, Image.BILINEAR)
 
+# %% ../nbs/06a_attacker.ipynb
 CONDITIONS: dict[str, Callable] = {
     'clean': lambda im: im,
-    'jpeg75': lambda im: jpeg(im, 75), 'jpeg50': lambda im: jpeg(im, 50),
-    'down0.5': _down(0.5),
-    'blur1': lambda im: im.filter(ImageFilter.GaussianBlur(1)),
-    'screenshot': _screenshot,
+    'jpeg90': _jpeg(90), 'jpeg75': _jpeg(75), 'jpeg50': _jpeg(50), 'jpeg30': _jpeg(30),
+    'down0.5': lambda im: im.resize((max(1, round(im.width * .5)), max(1, round(im.height * .5))), Image.BICUBIC),
+    'down50': _down_up(.5), 'down25': _down_up(.25),
+    'blur1': _blur, 'median3': _median3, 'bilateral': _bilateral, 'nlmeans': _nlmeans, 'tv': _tv,
+    'phone': _phone, 'screenshot': _screenshot,
 }
+CONDITION_GROUPS: dict[str, tuple] = {
+    'default': ('clean', 'jpeg75', 'jpeg50', 'down0.5', 'blur1', 'screenshot'),
+    'cleanup': ('clean', 'jpeg90', 'jpeg75', 'jpeg50', 'jpeg30', 'down50', 'down25', 'blur1', 'median3', 'bilateral',
+                'nlmeans', 'tv', 'phone', 'screenshot'),
+    'all': tuple(CONDITIONS),
+}
+
+def expand_conditions(names) -> tuple:
+    "Condition names (a list, or one comma-separated string) with each group name replaced by its members, once each."
+    names = names.split(',') if isinstance(names, str) else list(names)
+    out = [c for n in names if n for c in CONDITION_GROUPS.get(n, (n,))]
+    if bad := [c for c in out if c not in CONDITIONS]:
+        raise ValueError(f'unknown {", ".join(bad)}; known: {", ".join(CONDITIONS)}; groups: {", ".join(CONDITION_GROUPS)}')
+    return tuple(dict.fromkeys(out))

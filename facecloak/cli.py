@@ -503,7 +503,7 @@ def _split(s) -> tuple:
 def eval_config(a):
     "The `EvalConfig` of `facecloak eval`'s arguments `a`; a ValueError naming the option for a bad value."
     from facecloak.evaluate import EvalConfig, parse_method
-    from facecloak.attacker import CONDITIONS
+    from facecloak.attacker import expand_conditions
     if a.tiny: return EvalConfig(**TINY)
     plugins = tuple(str(Path(p).resolve()) for p in _split(getattr(a, 'plugins', None)))
     from facecloak.evaluate import load_plugins
@@ -517,9 +517,8 @@ def eval_config(a):
     for m in methods + sweep:
         try: parse_method(m)
         except ValueError as e: raise ValueError(f'--methods/--sweep: {e}') from None
-    conditions = _split(a.conditions) if a.conditions else tuple(CONDITIONS)
-    if bad := [c for c in conditions if c not in CONDITIONS]:
-        raise ValueError(f'--conditions: unknown {", ".join(bad)}; known: {", ".join(CONDITIONS)}')
+    try: conditions = expand_conditions(_split(a.conditions) or ('default',))
+    except ValueError as e: raise ValueError(f'--conditions: {e}') from None
     for name, v, lo in (('--subjects', a.subjects, 1), ('--probes', a.probes, 1), ('--distractors', a.distractors, 0),
                         ('--workers', a.workers, 1), ('--portraits', getattr(a, 'portraits', 0), 0)):
         if v is not None and v < lo: raise ValueError(f'{name} {v} is out of range: give {lo} or more')
@@ -627,7 +626,7 @@ def _eval_parser(sub):
     e.add_argument('--epsilons', default='4,8,12', help='budgets in grey levels for the methods in --sweep (default 4,8,12)')
     e.add_argument('--sweep', default='universal1,facecloak', help='methods run at every --epsilons (the others at 8)')
     e.add_argument('--mode', default='fixed', choices=['fixed', 'loo'], help="'loo': a mask per target learned with the other models")
-    e.add_argument('--conditions', default=None, help='comma-separated attacker conditions (default: all of facecloak.attacker.CONDITIONS)')
+    e.add_argument('--conditions', default=None, help='comma-separated attacker conditions or groups (cleanup, all; default: default)')
     e.add_argument('--distractors', type=int, default=500, help='distractor identities in the gallery (default 500)')
     e.add_argument('--portraits', type=int, default=0, metavar='N',
                    help='also measure each method\'s face quality at full resolution on N large portraits (CelebA-HQ 1024²; default 0)')

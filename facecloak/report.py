@@ -15,7 +15,8 @@ from .core import atomic_write
 # %% auto 0
 __all__ = ['DEFAULTS_BEFORE', 'RESUME_BEFORE', 'LEARNT_WITH_DEFAULTS', 'load_record', 'load_records', 'save_record',
            'parse_options', 'split_method', 'summarize', 'markdown_table', 'method_label', 'plot_report', 'by_box',
-           'per_person', 'paired', 'rename_methods', 'record_defaults', 'unpinned', 'defaults_in_words', 'pin_defaults']
+           'per_person', 'paired', 'worst_case', 'rename_methods', 'record_defaults', 'unpinned', 'defaults_in_words',
+           'pin_defaults']
 
 # %% ../nbs/06b_report.ipynb
 def _open(path, mode, gz=None):
@@ -80,8 +81,13 @@ def split_method(spec: str) -> tuple[str, dict]:
 
 # %% ../nbs/06b_report.ipynb
 def summarize(rec: dict, condition: str = 'clean') -> list[dict]:
-    "Mean over subjects per (method, ε, target) of protection, and quality per (method, ε)."
+    """Mean over subjects per (method, ε, target) of protection, and quality per (method, ε); when the record holds
+    several conditions, `worst_top1`: the mean over subjects of their lowest top-1 protection over all of them."""
     P = [r for r in rec['records'] if r['kind'] == 'protection' and r['condition'] == condition]
+    W, several = {}, len({r['condition'] for r in rec['records'] if r['kind'] == 'protection'}) > 1
+    for r in rec['records']:
+        k = (r.get('method'), r.get('epsilon'), r.get('target'), r.get('box'), r.get('person'))
+        if several and r['kind'] == 'protection' and 'top1' in r: W[k] = min(W.get(k, 1.), r['top1'])
     Q = [r for r in rec['records'] if r['kind'] == 'quality']
     rows = []
     keys = sorted({(r['method'], r['epsilon'], r['target'], r['box']) for r in P})
@@ -95,10 +101,11 @@ def summarize(rec: dict, condition: str = 'clean') -> list[dict]:
         for k in ('ssim_face', 'psnr_face', 'ssim', 'lpips'):
             v = [r[k] for r in qs if isinstance(r.get(k), float)]
             if v: row[k] = float(np.mean(v))
+        if w := [v for k, v in W.items() if k[:4] == (m, e, t, b)]: row['worst_top1'] = float(np.mean(w))
         rows.append(row)
     return rows
 
-def markdown_table(rows: list[dict], cols=('method', 'epsilon', 'target', 'box', 'top1', 'top5', 'ver_far1e-3', 'ssim_face', 'psnr_face')) -> str:
+def markdown_table(rows: list[dict], cols=('method', 'epsilon', 'target', 'box', 'top1', 'worst_top1', 'top5', 'ver_far1e-3', 'ssim_face', 'psnr_face')) -> str:
     "A markdown table of `rows` (floats with 3 decimals)."
     cols = [c for c in cols if any(c in r for r in rows)]
     f = lambda v: f'{v:.3f}' if isinstance(v, float) else str(v)
@@ -234,6 +241,16 @@ def paired(rec: dict, base: str, method: str, *, other: dict | None = None, **kw
     return dict(base=base, method=method, n=len(d), base_mean=float(np.mean([a[p] for p in a if p in b])),
                 mean=float(np.mean([b[p] for p in a if p in b])), diff=float(d.mean()), se=se,
                 up=int((d > 1e-9).sum()), down=int((d < -1e-9).sum()))
+
+# %% ../nbs/06b_report.ipynb
+def worst_case(rec: dict, method: str, *, box: str | None = 'black', key: str = 'top1', conditions=None, **kw) -> dict:
+    """{person: min over `conditions` (default: every condition recorded for `method`) of their `per_person` `key`};
+    `kw` (epsilon, targets) go to `per_person`. A person counts under the conditions recorded for them."""
+    conditions = conditions or sorted({r['condition'] for r in rec['records'] if r['kind'] == 'protection' and r['method'] == method})
+    out = {}
+    for c in conditions:
+        for p, v in per_person(rec, method, condition=c, box=box, key=key, **kw).items(): out[p] = min(out.get(p, v), v)
+    return dict(sorted(out.items()))
 
 # %% ../nbs/06b_report.ipynb
 def rename_methods(rec: dict, names: dict) -> dict:

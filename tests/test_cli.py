@@ -337,6 +337,20 @@ def test_eval_help_and_bad_values_fail_fast(capsys):
     assert e.value.code == 2 and 'invalid choice' in capsys.readouterr().err
 
 
+def test_eval_conditions_expand_groups_and_refuse_unknown_names(capsys):
+    "--conditions takes groups (cleanup, all, default) beside names; no option: the default group; a bad name is named."
+    from facecloak.attacker import CONDITION_GROUPS, CONDITIONS
+    from facecloak.cli import eval_config, parser
+    conds = lambda *args: eval_config(parser().parse_args(['eval', *args])).conditions
+    assert conds() == CONDITION_GROUPS['default']
+    assert conds('--conditions', 'cleanup') == CONDITION_GROUPS['cleanup'] and 'nlmeans' in conds('--conditions', 'cleanup')
+    assert conds('--conditions', 'jpeg30,cleanup') == ('jpeg30',) + tuple(c for c in CONDITION_GROUPS['cleanup'] if c != 'jpeg30')
+    assert conds('--conditions', 'all') == tuple(CONDITIONS)
+    assert main(['eval', '--conditions', 'cleanup,purify']) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert '--conditions' in err and 'unknown purify' in err and 'cleanup' in err
+
+
 def test_check_reads_cloaked_photos_as_given(tmp_path, capsys):
     "check on cloaked photos measures them as they are; --simulate cloaks clean ones; --originals adds 'before'."
     from facecloak.cloak import learn_mask
