@@ -17,11 +17,11 @@ from . import align, synth, cloak
 from .models import LFW_THRESHOLDS, SURROGATES, TARGETS, embed, load_model, present
 from .assets import lfw_people, lfw_roles
 from .core import local_cluster
-from .attacker import (CONDITIONS, Gallery, attacker_align, lpips_distance, native_quality, portrait_photos,
+from .attacker import (CONDITION_GROUPS, CONDITIONS, expand_conditions, Gallery, attacker_align, lpips_distance, native_quality, portrait_photos,
                                 portrait_quality, protection, quality, reverify, verification)
 from .report import (DEFAULTS_BEFORE, RESUME_BEFORE, LEARNT_WITH_DEFAULTS, by_box, defaults_in_words, load_record, load_records,
                               markdown_table, method_label, paired, parse_options, per_person, pin_defaults, plot_report,
-                              record_defaults, rename_methods, save_record, split_method, summarize, unpinned)
+                              record_defaults, rename_methods, save_record, split_method, summarize, unpinned, worst_case)
 
 # %% auto 0
 __all__ = ['DEV_PEOPLE', 'SPLIT_MIN_PHOTOS', 'METHODS', 'Subject', 'split_people', 'subjects', 'learn_options', 'parse_method',
