@@ -24,7 +24,7 @@ from contextlib import contextmanager
 import torch, torch.nn as nn, torch.nn.functional as F
 
 from facecloak.core import gaussian_blur
-from facecloak.cloak_transforms import TRANSFORMS, random_affine
+from facecloak.cloak_transforms import TRANSFORMS, applies, random_affine
 from facecloak.cloak_trainset import uniform_draws
 from facecloak.cloak_objective import LOSS_TERMS
 from facecloak.cloak_targets import Targets
@@ -32,8 +32,6 @@ from facecloak.cloak_config import ALIASES, LEARN_HOOKS, LearnHook
 
 
 # ---- input transforms for transfer (BSR, SIA, DeCowA-style elastic, SI, Admix)
-def _applies(p: float, gen) -> bool: return p > 0 and float(torch.rand(1, generator=gen)) < p
-
 def _cuts(n: int, k: int, gen) -> list:
     "`k` random lengths, each at least about n/(2k), summing to `n`."
     w = torch.rand(k, generator=gen) + 0.5
@@ -43,7 +41,7 @@ def _cuts(n: int, k: int, gen) -> list:
 def block_shuffle(x, gen, p: float = 0.5, blocks: int = 2, rotate: float = 0.0):
     """BSR (Wang et al., 2024), with probability `p`: each image cut into `blocks` strips of random height and
     `blocks` of random width, the strips shuffled along each axis; then rotated by ±`rotate` degrees."""
-    if not _applies(p, gen): return x
+    if not applies(p, gen): return x
     out = []
     for xi in x:
         for dim in (1, 2):
@@ -60,7 +58,7 @@ _SIA_OPS = (lambda b, u: b, lambda b, u: b.flip(-1), lambda b, u: b.flip(-2), la
 def structure_invariant(x, gen, p: float = 0.5, blocks: int = 3):
     """SIA (Wang et al., 2023), with probability `p`: each image cut into `blocks`×`blocks` tiles and one random
     simple transform per tile (none, flips, value scaling, a shift of brightness, down-and-up sampling, rotation by 180°)."""
-    if not _applies(p, gen): return x
+    if not applies(p, gen): return x
     n, _, h, w = x.shape
     ys, xs = [round(h * i / blocks) for i in range(blocks + 1)], [round(w * i / blocks) for i in range(blocks + 1)]
     ops = torch.randint(len(_SIA_OPS), (n, blocks, blocks), generator=gen).tolist()
@@ -74,7 +72,7 @@ def structure_invariant(x, gen, p: float = 0.5, blocks: int = 3):
 def elastic(x, gen, p: float = 0.5, alpha: float = 2.0, grid: int = 4):
     """A smooth random deformation, with probability `p` (the random form of DeCowA's elastic warps): displacements
     in ±`alpha` pixels drawn on a `grid`×`grid` lattice, upsampled bicubically."""
-    if not _applies(p, gen): return x
+    if not applies(p, gen): return x
     n, _, h, w = x.shape
     d = F.interpolate((torch.rand(n, 2, grid, grid, generator=gen) * 2 - 1) * alpha, (h, w), mode='bicubic', align_corners=True)
     base = F.affine_grid(torch.eye(2, 3)[None].expand(n, 2, 3), (n, 1, h, w), align_corners=False)
@@ -83,13 +81,13 @@ def elastic(x, gen, p: float = 0.5, alpha: float = 2.0, grid: int = 4):
 
 def intensity_scale(x, gen, p: float = 0.5, low: float = 0.5):
     "Scale invariance (SI-FGSM, Lin et al., 2020), with probability `p`: each image's values times a factor in [`low`, 1]."
-    if not _applies(p, gen): return x
+    if not applies(p, gen): return x
     return x * uniform_draws(x.shape[0], gen)(low, 1.0).view(-1, 1, 1, 1).to(x)
 
 def admix(x, gen, p: float = 0.5, eta: float = 0.2):
     """Admix (Wang et al., 2021), with probability `p`: each image plus `eta` times another image of the batch
     (a random other one), so the gradient sees pixels of the other variations."""
-    if not _applies(p, gen) or x.shape[0] < 2: return x
+    if not applies(p, gen) or x.shape[0] < 2: return x
     n = x.shape[0]
     other = (torch.arange(n) + torch.randint(1, n, (n,), generator=gen)) % n
     return x + eta * x[other.to(x.device)].detach()

@@ -4,15 +4,14 @@
 
 # %% ../nbs/05e_transforms.ipynb 2
 from __future__ import annotations
-import math
 from functools import partial
-import torch, torch.nn.functional as F
+import torch
 
 from .core import gaussian_blur, jpeg_like
 from .cloak_trainset import affine_warp, uniform_draws
 
 # %% auto 0
-__all__ = ['TRANSFORMS', 'random_affine', 'random_blur', 'random_jpeg', 'input_transforms', 'diversify']
+__all__ = ['TRANSFORMS', 'random_affine', 'applies', 'random_blur', 'random_jpeg', 'input_transforms', 'diversify']
 
 # %% ../nbs/05e_transforms.ipynb
 def random_affine(x, gen, shift: float, scale: float, rotate: float):
@@ -20,19 +19,21 @@ def random_affine(x, gen, shift: float, scale: float, rotate: float):
     u = uniform_draws(x.shape[0], gen)
     return affine_warp(x, u(-rotate, rotate), u(1 - scale, 1 + scale), u(-shift, shift), u(-shift, shift))
 
+def applies(p: float, gen) -> bool:
+    "Whether a transform of probability `p` applies this time: one draw from `gen` when `p` > 0, none otherwise."
+    return p > 0 and float(torch.rand(1, generator=gen)) < p
+
 def random_blur(x, gen, p: float, max_sigma: float):
     "With probability `p`, the batch blurred with one σ in [0.3, `max_sigma`] pixels."
-    if p > 0 and float(torch.rand(1, generator=gen)) < p:
+    if applies(p, gen):
         x = gaussian_blur(x, float(uniform_draws(x.shape[0], gen)(0.3, max_sigma)[0]))
     return x
 
 def random_jpeg(x, gen, p: float, quality: tuple):
     "With probability `p`, the differentiable JPEG of each image at a quality drawn in `quality`."
-    if p > 0 and float(torch.rand(1, generator=gen)) < p:
+    if applies(p, gen):
         x = jpeg_like(x, uniform_draws(x.shape[0], gen)(*quality))
     return x
-
-def _applies(p: float, gen) -> bool: return p > 0 and float(torch.rand(1, generator=gen)) < p
 
 TRANSFORMS = {'affine': random_affine, 'blur': random_blur, 'jpeg': random_jpeg}
 
