@@ -16,6 +16,7 @@ py_versions = '3.10 3.11 3.12 3.13'.split()
 
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
+attack_requirements = shlex.split(cfg.get('attack_requirements', ''))   # face_recognition as an attacker (facecloak.dlib_attacker)
 lic = licenses[cfg['license']]
 min_python = cfg['min_python']
 console_scripts = cfg.get('console_scripts', '').split()
@@ -31,9 +32,9 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=['facecloak', 'facecloak.*']),
     include_package_data=True,
-    package_data={'facecloak': ['prior.mask']},   # the cross-identity prior (benchmarks/bench_prior.py)
+    package_data={'facecloak': ['prior.mask', 'app.ipynb']},   # the cross-identity prior (benchmarks/bench_prior.py); the page of `facecloak app`
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require={'dev': dev_requirements + attack_requirements, 'attack': attack_requirements},
     dependency_links=cfg.get('dep_links', '').split(),
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),

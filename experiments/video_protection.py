@@ -16,6 +16,17 @@ mask. Flicker inside the face region (`facecloak.video.flicker`) is recorded for
 
     python experiments/video_protection.py --people 24 --out data/eval/video_dev24.jsonl    # resumable
     python experiments/video_protection.py --out data/eval/video_dev24.jsonl --report figures/eval/video_protection.png
+
+Issue #36 (per-clip refinement) adds arms, chosen with `--arms` (comma-separated):
+
+- `photo refine K`: each probe protected as a photo with K per-photo refinement steps (`Mask.apply(refine=K)`);
+- `clip kN crf C`: the clip protected with clip masks (`facecloak.video.clip_masks`: the mask refined with `--steps`
+  steps on N keyframes of each scene; the synthetic clip's 6 photos are 6 scenes), x264 at crf C; the clip masks are
+  made once per N and shared by the crf arms (`apply_video(scenes=)`); `video crf C` is the plain mask (`refine=0`).
+
+    python experiments/video_protection.py --people 24 --out data/eval/video_clip_dev24.jsonl \
+        --arms 'photo,photo refine 20,video crf 18,clip k1 crf 18,clip k4 crf 18,clip k1 crf 28,clip k4 crf 28'
+    python experiments/video_protection.py --out data/eval/video_clip_dev24.jsonl --report figures/eval/video_clip.png --base 'video crf 18'
 """
 import argparse, json, tempfile, time
 from pathlib import Path
@@ -41,36 +52,60 @@ def _frames_to_png(clip, d, tag, every=2):
     return out
 
 
-def person(subject, gallery, models, thresholds, device=None):
+def _photo_arm(mask, subject, d, refine, device):
+    "The probes protected as photos (`refine` per-photo steps) and written as JPEG q90."
+    out = []
+    for i, p in enumerate(subject.probes):
+        q = d/f'photo{refine}_{i}.jpg'
+        mask.apply(p, refine=refine, device=device).convert('RGB').save(q, 'JPEG', quality=90); out.append(q)
+    return out
+
+
+def _video_arm(arm, mask, clean, d, rec, scenes, steps, device):
+    "Protect the clean clip as `arm` says ('video crf C': the plain mask; 'clip kN crf C': clip masks); its frames' paths."
+    from facecloak.video import apply_video, clip_masks, flicker
+    w = arm.split(); crf, tag = int(w[-1]), arm.replace(' ', '_')
+    kw = dict(refine=0)
+    if w[0] == 'clip':
+        n = int(w[1][1:])
+        if n not in scenes:
+            t0 = time.perf_counter()
+            scenes[n] = clip_masks(mask, clean, keyframes=n, steps=steps, device=device)
+            rec.setdefault('keyframe_s', {})[f'k{n}'] = round(time.perf_counter() - t0, 1)
+            rec.setdefault('scenes', {})[f'k{n}'] = [[s.start, s.end, s.faces, s.refined] for s in scenes[n]]
+        kw = dict(scenes=scenes[n], refine=steps)
+    t0 = time.perf_counter()
+    rep = apply_video(mask, clean, d/f'{tag}.mp4', crf=crf, device=device, progress=False, **kw)
+    rec.setdefault('apply_fps', {})[arm] = round(rep.frames / (time.perf_counter() - t0), 1)
+    rec.setdefault('cloaked', {})[arm] = [rep.cloaked, rep.frames]
+    if crf == 18:
+        fl = {k: round(float(v), 4) for k, v in flicker(clean, d/f'{tag}.mp4', rep.landmarks, mask).items()}
+        if arm == 'video crf 18': rec['flicker'] = fl
+        rec.setdefault('flickers', {})[arm] = fl
+    return _frames_to_png(d/f'{tag}.mp4', d, tag)
+
+
+def person(subject, gallery, models, thresholds, device=None, arms=ARMS, steps=20):
     "One person's record: protection per arm and model, the mask's surrogates, flicker, times."
     from facecloak.cloak import learn_mask
-    from facecloak.video import synthetic_clip, flicker
+    from facecloak.video import synthetic_clip
     t0 = time.perf_counter()
     mask = learn_mask(subject.learn, progress=False, device=device)
-    rec = dict(person=subject.name, surrogates=mask.surrogates, learn_s=round(time.perf_counter() - t0, 1), arms={})
+    rec = dict(person=subject.name, surrogates=mask.surrogates, learn_s=round(time.perf_counter() - t0, 1), steps=steps, arms={})
     with tempfile.TemporaryDirectory() as d:
-        d = Path(d)
-        photos = []
-        for i, p in enumerate(subject.probes):
-            q = d/f'photo_{i}.jpg'; mask.apply(p).convert('RGB').save(q, 'JPEG', quality=90); photos.append(q)
-        rec['arms']['photo'] = _attack(photos, subject, gallery, models, thresholds)
+        d, scenes = Path(d), {}
         clean = synthetic_clip(subject.probes, d/'clean.mp4', fps=10, seconds=1.0, size=(250, 250))
-        rec['arms']['video none'] = _attack(_frames_to_png(clean, d, 'none'), subject, gallery, models, thresholds)
-        for crf in (18, 28):
+        for arm in arms:
             t0 = time.perf_counter()
-            rep = apply_video_(mask, clean, d/f'p{crf}.mp4', crf, device)
-            rec[f'apply_fps_crf{crf}'] = round(rep.frames / (time.perf_counter() - t0), 1)
-            rec[f'cloaked_crf{crf}'] = [rep.cloaked, rep.frames]
-            rec['arms'][f'video crf {crf}'] = _attack(_frames_to_png(d/f'p{crf}.mp4', d, f'c{crf}'), subject, gallery, models, thresholds)
-            if crf == 18: rec['flicker'] = {k: round(float(v), 4) for k, v in flicker(clean, d/'p18.mp4', rep.landmarks, mask).items()}
+            if arm.startswith('photo'):
+                paths = _photo_arm(mask, subject, d, int(arm.split()[-1]) if ' refine ' in arm else 0, device)
+            elif arm == 'video none': paths = _frames_to_png(clean, d, 'none')
+            else: paths = _video_arm(arm, mask, clean, d, rec, scenes, steps, device)
+            rec['arms'][arm] = _attack(paths, subject, gallery, models, thresholds)
+            rec.setdefault('arm_s', {})[arm] = round(time.perf_counter() - t0, 1)
     for arm in rec['arms'].values():
         for r in arm.values(): r.pop('sims', None)
     return rec
-
-
-def apply_video_(mask, src, dst, crf, device):
-    from facecloak.video import apply_video
-    return apply_video(mask, src, dst, crf=crf, device=device, progress=False)
 
 
 def run(args):
@@ -83,20 +118,22 @@ def run(args):
     done = {json.loads(l)['person'] for l in out.open()} if out.exists() else set()
     for s in subs:
         if s.name in done: continue
-        t0 = time.perf_counter(); rec = person(s, gallery, models, E.LFW_THRESHOLDS, args.device)
+        t0 = time.perf_counter()
+        rec = person(s, gallery, models, E.LFW_THRESHOLDS, args.device, arms=args.arms.split(','), steps=args.steps)
         with out.open('a') as f: f.write(json.dumps(rec) + '\n')
         bb = {a: np.mean([r['top1'] for n, r in v.items() if n not in rec['surrogates']]) for a, v in rec['arms'].items()}
         print(s.name, f'{time.perf_counter() - t0:.0f}s', {a: round(float(v), 3) for a, v in bb.items()}, flush=True)
 
 
-def summary(path):
-    "Per arm: black-box and white-box top-1 over people, paired difference to `photo` +- SE, people up/down; flicker."
+def summary(path, base='photo'):
+    "Per arm: black-box and white-box top-1 over people, paired difference to `base` +- SE, people up/down; flicker."
     recs = [json.loads(l) for l in Path(path).open()]
     box = lambda r, a, black: float(np.mean([v['top1'] for n, v in r['arms'][a].items() if (n not in r['surrogates']) == black]))
     rows = []
-    for a in ARMS:
+    arms = [a for a in ARMS if a in recs[0]['arms']] + [a for a in recs[0]['arms'] if a not in ARMS]
+    for a in arms:
         bb = np.array([box(r, a, True) for r in recs]); wb = np.array([box(r, a, False) for r in recs])
-        d = bb - np.array([box(r, 'photo', True) for r in recs])
+        d = bb - np.array([box(r, base, True) for r in recs])
         rows.append(dict(arm=a, people=len(recs), black=bb.mean(), white=wb.mean(), diff=d.mean(),
                          se=d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float('nan'),
                          up=int((d > 1e-9).sum()), down=int((d < -1e-9).sum()), per_person=bb))
@@ -104,28 +141,47 @@ def summary(path):
     return rows, fl, recs
 
 
-def report(path, fig):
+def report(path, fig, base='photo'):
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    rows, fl, recs = summary(path)
-    print('| attacked as | black-box top-1 | paired vs photo (up / down) | white-box top-1 |')
+    rows, fl, recs = summary(path, base)
+    print(f'| attacked as | black-box top-1 | paired vs {base} (up / down) | white-box top-1 |')
     print('|---|---|---|---|')
     for r in rows:
-        pd = '—' if r['arm'] == 'photo' else f"{r['diff']:+.3f} ± {r['se']:.3f} ({r['up']} / {r['down']})"
+        pd = '—' if r['arm'] == base else f"{r['diff']:+.3f} ± {r['se']:.3f} ({r['up']} / {r['down']})"
         print(f"| {r['arm']} | {r['black']:.3f} | {pd} | {r['white']:.3f} |")
     print('flicker (grey levels, face region, mean over people):', {k: round(v, 3) for k, v in fl.items()})
-    print('apply frames/s (250x250 clip, detection every 5):', round(float(np.mean([r['apply_fps_crf18'] for r in recs])), 1))
+    if 'apply_fps_crf18' in recs[0]:
+        print('apply frames/s (250x250 clip, detection every 5):', round(float(np.mean([r['apply_fps_crf18'] for r in recs])), 1))
+    else: _clip_costs(recs)
     fig_, ax = plt.subplots(1, 2, figsize=(10, 3.8))
     x = np.arange(len(rows))
     ax[0].bar(x, [r['black'] for r in rows], yerr=[r['per_person'].std(ddof=1) / np.sqrt(len(recs)) for r in rows], color='C0', alpha=.8)
     ax[0].set_xticks(x, [r['arm'] for r in rows], rotation=15); ax[0].set_ylabel('black-box top-1 protection')
     ax[0].set_title(f'{len(recs)} dev people, 6 probes each')
-    base = rows[0]['per_person']
-    for i, r in enumerate(rows[1:3], 1):
-        ax[1].scatter(base, r['per_person'], label=r['arm'], s=18)
-    ax[1].plot([0, 1], [0, 1], 'k--', lw=.8); ax[1].set_xlabel('photo (JPEG q90)'); ax[1].set_ylabel('video frames')
+    ref = next(r['per_person'] for r in rows if r['arm'] == base)
+    for r in rows:
+        if r['arm'] not in (base, 'video none') and not r['arm'].startswith('photo'):
+            ax[1].scatter(ref, r['per_person'], label=r['arm'], s=18)
+    ax[1].plot([0, 1], [0, 1], 'k--', lw=.8)
+    ax[1].set_xlabel('photo (JPEG q90)' if base == 'photo' else base); ax[1].set_ylabel('video frames')
     ax[1].set_title('per person, black-box'); ax[1].legend()
     fig_.tight_layout(); Path(fig).parent.mkdir(parents=True, exist_ok=True); fig_.savefig(fig, dpi=110)
+
+
+def _clip_costs(recs):
+    "Per arm: flicker, main-pass frames/s and frames cloaked; per keyframe count: the keyframe pass's seconds per scene."
+    for a in recs[0].get('flickers', {}):
+        f = {k: round(float(np.mean([r['flickers'][a][k] for r in recs])), 3) for k in ('original', 'protected', 'cloak', 'cloak_level')}
+        print(f'flicker {a}:', f)
+    for a in recs[0].get('apply_fps', {}):
+        c = np.sum([r['cloaked'][a] for r in recs], 0)
+        print(f'{a}: main pass {np.mean([r["apply_fps"][a] for r in recs]):.1f} frames/s (250x250), {c[0]} of {c[1]} frames cloaked')
+    for k in recs[0].get('keyframe_s', {}):
+        n = np.mean([len(r['scenes'][k]) for r in recs])
+        s = np.mean([r['keyframe_s'][k] for r in recs])
+        bare = sum(not sc[3] for r in recs for sc in r['scenes'][k])
+        print(f'keyframe pass {k}: {s:.1f} s per clip of {n:.0f} scenes ({s / n:.1f} s per scene), {bare} scenes without a face')
 
 
 if __name__ == '__main__':
@@ -134,6 +190,9 @@ if __name__ == '__main__':
     ap.add_argument('--out', default='data/eval/video_dev24.jsonl')
     ap.add_argument('--device', default=None)
     ap.add_argument('--report', default=None, help='write the figure here and print the table (no new runs)')
+    ap.add_argument('--arms', default=','.join(ARMS), help='comma-separated arms (see above)')
+    ap.add_argument('--steps', type=int, default=20, help="steps of the clip masks ('clip' arms)")
+    ap.add_argument('--base', default='photo', help='the arm the paired differences are taken against (--report)')
     a = ap.parse_args()
-    if a.report: report(a.out, a.report)
+    if a.report: report(a.out, a.report, a.base)
     else: run(a)

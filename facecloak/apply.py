@@ -13,14 +13,14 @@ from fastcore.basics import patch
 from PIL import Image
 
 from . import align
-from .models import load_model
+from .models import load_model, present
 from .cloak_trainset import aligned_images
 from .cloak_config import CloakConfig, make_config, preset
 from .cloak_mask import Mask
 from .cloak_learn import learn_mask
 
 # %% auto 0
-__all__ = ['MIN_FACE', 'NATIVE_MODES', 'MAX_SCALE', 'FaceTooSmallError', 'magnification']
+__all__ = ['MIN_FACE', 'NATIVE_MODES', 'DEFAULT_REFINE', 'MAX_SCALE', 'FaceTooSmallError', 'magnification']
 
 # %% ../nbs/05l_apply.ipynb
 def _photo_M(landmarks, template='arcface', size=(112, 112)) -> np.ndarray:
@@ -42,7 +42,7 @@ def photo_delta(self: Mask, M, photo_size) -> tuple[torch.Tensor, tuple]:
 def region(self: Mask, M, photo_size) -> np.ndarray:
     "(H,W) bool: the photo pixels that `apply` may change for the face mapped by `M`."
     H, W = photo_size; h, w = self.size
-    ones = Mask(torch.full((1, 3, h, w), self.epsilon), self.epsilon, self.template, self.size, feather=self.feather)
+    ones = Mask(torch.full((1, 3, h, w), self.epsilon), self.epsilon, self.template, self.size, feather=self.feather, meta=self.meta)
     d, (y0, y1, x0, x1) = ones.photo_delta(M, photo_size)
     out = np.zeros((H, W), bool); out[y0:y1, x0:x1] = (d[..., 0] > 0).numpy()
     return out
@@ -91,7 +91,7 @@ def _apply_other_mode(mask, im: Image.Image, face=None, *, M=None, **kw) -> Imag
     view = Image.new('L', im.size) if deep else im.convert('RGBA' if alpha else 'RGB')
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        out, info = mask.apply(view, face=face, M=M, return_info=True, **kw)
+        out, info = mask.apply(view, face=face, M=M, return_info=True, **{'refine': 0, **kw})
     region = mask.region(info['M'], (H, W))
     if deep:                                   # add the luminance cloak at the photo's own bit depth
         d, (y0, y1, x0, x1) = mask.photo_delta(info['M'], (H, W))
@@ -135,15 +135,37 @@ def _rgb_view(im: Image.Image) -> Image.Image:
     "An 8-bit RGB view of a photo of any mode (16-bit and float read faithfully)."
     return (im if im.mode == 'RGB' else im.convert('RGB')) if im.mode in NATIVE_MODES else align.load_photo(im)
 
+DEFAULT_REFINE = 20          # the strong mode's per-photo steps, `apply`'s default (chosen on the dev split: experiments/defaults.md)
+_WARNED_MISSING: set = set()
+
+@patch
+def default_refine(self: Mask) -> int:
+    """The refine steps `apply` takes when not told: `DEFAULT_REFINE` when the mask's surrogate models are on disk;
+    else 0, the plain mask, said once per set of missing models (a mask without surrogates, e.g. noise: 0)."""
+    if not self.surrogates: return 0
+    missing = tuple(s for s in self.surrogates if not _on_disk(s))
+    if not missing: return DEFAULT_REFINE
+    if missing not in _WARNED_MISSING:
+        _WARNED_MISSING.add(missing)
+        warnings.warn(f"the recognition models {', '.join(missing)} are not on disk: applying the plain mask without "
+                      f"per-photo refinement (weaker; see README for FACECLOAK_MODEL_DIR)", stacklevel=3)
+    return 0
+
+def _on_disk(name) -> bool:
+    try: return present(name)
+    except Exception: return False          # not a model the registry knows (a stand-in)
+
 @patch
 def apply(self: Mask, photo, *, face=None, M=None, select='reference', model=None, detector='mtcnn',
-                on_no_face: str = 'raise', return_info: bool = False, min_face: int = MIN_FACE, refine: int = 0,
+                on_no_face: str = 'raise', return_info: bool = False, min_face: int = MIN_FACE, refine: int | None = None,
                 surrogates=None, device=None):
     """The photo with the mask on the user's face: same size and mode; 8-bit; only the face region changes.
     `face`: a `Face` or (5,2) landmarks, or `M` (2,3 photo->aligned), to skip detection; `select`: 'reference'
     (the face most like the user's reference embedding), 'largest' or an index; `on_no_face`: 'raise' or
     'ignore' (return a copy); `refine`: K > 0 first refines the mask on this photo with K more steps (`Mask.refined`,
-    with `surrogates`, default the mask's own)."""
+    with `surrogates`, default the mask's own); 0: the plain mask; None (default): `Mask.default_refine()`."""
+    if refine is None: refine = self.default_refine() if surrogates is None else DEFAULT_REFINE
+    if refine < 0: raise ValueError(f"refine must be >= 0 steps (0: the plain mask), got {refine}")
     im = align.open_image(photo)
     mode = im.mode
     if face is None and M is None:         # find the face on an 8-bit RGB view (other modes, 16-bit too, read faithfully)
@@ -154,7 +176,7 @@ def apply(self: Mask, photo, *, face=None, M=None, select='reference', model=Non
         crop = align.warp_face(_rgb_view(im), M, self.size)
         m = self.on_face(crop)
         if refine: m = m.refined(crop, refine, surrogates=surrogates, device=device, scale=magnification(M))
-        return m.apply(im, M=M, return_info=return_info, min_face=min_face)
+        return m.apply(im, M=M, return_info=return_info, min_face=min_face, refine=0)
     if mode not in NATIVE_MODES:
         out = _apply_other_mode(self, im, face, M=M, min_face=min_face)
         return (out, None) if return_info else out
@@ -215,7 +237,7 @@ def refined(self: Mask, images, steps: int, *, surrogates=None, device=None, pro
     `surrogates`: default the mask's own (loaded by name)."""
     known = {f.name for f in fields(CloakConfig)}
     opts = {k: v for k, v in self.meta.get('options', {}).items() if k in known}
-    vis = dict(visibility=float(opts.get('refine_visibility', 0.0)))
+    vis = dict(visibility=float(self.option('refine_visibility')), region=self.option('region'))
     if scale is not None: vis['visibility_scale'] = float(min(max(scale, 1.0), MAX_SCALE))
     cfg = make_config(CloakConfig(**opts), dict(dict(epsilon=self.epsilon, feather=self.feather, size=self.size,
                       template=self.template, **preset('refine'), steps=int(steps), **vis), **overrides))

@@ -135,6 +135,21 @@ for _a in [
           'insightface model pack: SCRFD-10G + ResNet-100 ArcFace (glintr100.onnx), 512-d; the identity encoder of Arc2Face',
           dict(size=(112, 112), template='arcface', mean=(0.5,)*3, std=(0.5,)*3, colour='BGR'),
           manual='unzip antelopev2.zip into FACECLOAK_MODEL_DIR/recognition/antelopev2/'),
+    # ---- face_recognition (ageitgey): an attacker only (facecloak.dlib_attacker), never a surrogate; from the 'attack' extra
+    Asset('dlib_resnet_v1', 'dlib_face_recognition_resnet_model_v1.dat', 'recognition',
+          '55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30', None,
+          'CC0 1.0 (dlib-models by Davis King; face_recognition_models LICENSE)',
+          'PyPI face_recognition_models 0.3.0 : face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat (davisking/dlib-models)',
+          "dlib's ResNet-29 face descriptor, 128-d, compared by Euclidean distance (same person at <= 0.6): face_recognition's encoder",
+          dict(size=(150, 150), template='dlib 5-point chip (shape_predictor_5_face_landmarks)', colour='RGB', range=(0, 255)),
+          manual="PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= pip install 'facecloak[attack]' (its face_recognition_models "
+                 "wheel ships the file, where face_recognition reads it and facecloak.dlib_attacker verifies it)"),
+    Asset('dlib_shape5', 'shape_predictor_5_face_landmarks.dat', 'landmarks',
+          'c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888', None,
+          'CC0 1.0 (dlib-models by Davis King; face_recognition_models LICENSE)',
+          'PyPI face_recognition_models 0.3.0 : face_recognition_models/models/shape_predictor_5_face_landmarks.dat (davisking/dlib-models)',
+          "dlib's 5-point landmark model: face_recognition's alignment (face_encodings(model='small'))",
+          manual="PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= pip install 'facecloak[attack]' (inside its face_recognition_models wheel)"),
     # ---- detection and landmarks
     Asset('retinaface_mnet025', 'retinaface_mnet025.pth', 'detection',
           '5f88f7957d9eaef82b49b9e0202bc56e97292e2aede2999209accd34442cc4df',

@@ -13,12 +13,14 @@ from PIL import Image, ImageFilter
 
 from . import assets, align, cloak
 from .models import embed
+from .dlib_attacker import FaceRecognitionAttacker
 from .assets import lfw_people, lfw_roles, cache_dir
 from .core import atomic_write, jpeg
 
 # %% auto 0
-__all__ = ['CONDITIONS', 'CONDITION_GROUPS', 'attacker_align', 'Gallery', 'protection', 'verification', 'reverify', 'quality',
-           'lpips_distance', 'native_quality', 'portrait_photos', 'portrait_quality', 'expand_conditions']
+__all__ = ['CONDITIONS', 'CONDITION_GROUPS', 'attacker_align', 'target_embed', 'Gallery', 'protection', 'verification',
+           'reverify', 'quality', 'lpips_distance', 'native_quality', 'portrait_photos', 'portrait_quality',
+           'expand_conditions']
 
 # %% ../nbs/06a_attacker.ipynb
 def attacker_align(paths, detector: str = 'mtcnn', cache: bool = True, progress: bool = False):
@@ -26,10 +28,17 @@ def attacker_align(paths, detector: str = 'mtcnn', cache: bool = True, progress:
     return align.align_paths([Path(p) for p in paths], detector=detector, select='center', cache=cache,
                              on_missing='zeros', return_found=True, progress=progress)
 
+def target_embed(model, paths, x: torch.Tensor, found) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings of the photos `paths` by one target and which had a face: a `FaceModel` embeds their aligned crops `x`
+    (`attacker_align`, whose `found` it keeps); face_recognition (`facecloak.dlib_attacker`) finds and aligns faces itself."""
+    if isinstance(model, FaceRecognitionAttacker): return model.embed_photos(paths)
+    return embed([model], x)[0].cpu(), torch.as_tensor(np.asarray(found, dtype=bool))
+
 # %% ../nbs/06a_attacker.ipynb
 class Gallery:
     """Clean gallery: the `subjects`' gallery photos (each a `facecloak.evaluate.Subject`: its `name` and `gallery`
     photo) plus `n_distractors` distractor people (one photo each)."""
+    score: dict = {}        # model name -> its own similarity (`scores`; absent: cosine); __init__ gives each gallery its own
     def __init__(self, models: dict, subjects: list, n_distractors: int | None = 1000, root=None,
                  seed: int = 0, cache: bool = True, progress: bool = False):
         roles, people = lfw_roles(root), lfw_people(root)
@@ -39,6 +48,7 @@ class Gallery:
         self.labels = [s.name for s in subjects] + dis
         self.paths = [s.gallery for s in subjects] + [people[d][0] for d in dis]
         self.emb, self._x, self._progress = {}, None, progress
+        self.score = {n: m.gallery_score for n, m in models.items() if isinstance(m, FaceRecognitionAttacker)}   # not cosine
         for name, m in models.items(): self.emb[name] = self._embed(name, m, cache)
 
     def _key(self, name):
@@ -48,24 +58,33 @@ class Gallery:
     def _embed(self, name, model, cache):
         f = self._key(name)
         if cache and f.exists(): return torch.load(f, weights_only=True)
+        if isinstance(model, FaceRecognitionAttacker): e = model.embed_photos(self.paths)[0]   # a photo without a face matches nothing
+        else: e = self._aligned_embed(model)
+        if cache: atomic_write(f, lambda tmp: torch.save(e, tmp))   # workers of a cluster may build it at once
+        return e
+
+    def _aligned_embed(self, model):
         if self._x is None:
             self._x, ok = attacker_align(self.paths, progress=self._progress)
             if not ok.all():
                 bad = [str(p) for p, o in zip(self.paths, ok) if not o]
                 raise RuntimeError(f'no face found in gallery photos: {bad[:5]}')
-        e = embed([model], self._x)[0].cpu()
-        if cache: atomic_write(f, lambda tmp: torch.save(e, tmp))   # workers of a cluster may build it at once
-        return e
+        return embed([model], self._x)[0].cpu()
+
+    def scores(self, model_name: str, e: torch.Tensor) -> torch.Tensor:
+        "Similarity (N,M) of each embedding in `e` to each gallery photo: cosine, or the model's own `gallery_score`."
+        f = self.score.get(model_name)
+        return f(e, self.emb[model_name]) if f else e @ self.emb[model_name].T
 
     def topk(self, model_name: str, e: torch.Tensor, k: int = 5) -> list[list[str]]:
         "The `k` gallery identities most similar to each embedding in `e`."
-        sims = e @ self.emb[model_name].T
+        sims = self.scores(model_name, e)
         idx = sims.topk(min(k, sims.shape[1]), dim=1).indices
         return [[self.labels[j] for j in row] for row in idx.tolist()]
 
     def similarity(self, model_name: str, e: torch.Tensor, label: str) -> torch.Tensor:
-        "Cosine similarity of each embedding in `e` to the gallery photo of `label`."
-        return e @ self.emb[model_name][self.labels.index(label)]
+        "Similarity (`scores`) of each embedding in `e` to the gallery photo of `label`."
+        return self.scores(model_name, e)[:, self.labels.index(label)]
 
 # %% ../nbs/06a_attacker.ipynb
 def protection(gallery: Gallery, model_name: str, e: torch.Tensor, found, label: str, thresholds: dict) -> dict:
@@ -137,16 +156,22 @@ def lpips_distance(clean: Image.Image, protected: Image.Image, net: str = 'alex'
 # %% ../nbs/06a_attacker.ipynb
 def native_quality(clean, protected, *, box=None, lpips_net: str | None = None) -> dict:
     """PSNR/SSIM of the whole photo and of the face region at the photo's own resolution (`box` (x1,y1,x2,y2),
-    default the largest face detected in `clean`; none found: whole photo only), with LPIPS of the face when
-    `lpips_net`'s backbone is present (else `lpips_skipped` says why); `size`: the photo's (w, h)."""
+    default the largest face detected in `clean`; none found: whole photo only), how visible the change is on the
+    face to a person at a monitor (`jod_face`: ColorVideoVDP's JOD, 10 = invisible; `flip_face`: mean FLIP error, 0 =
+    none; `facecloak.perception.visibility`), with LPIPS of the face when `lpips_net`'s backbone is present (else
+    `lpips_skipped` says why); `size`: the photo's (w, h)."""
+    from facecloak.perception import MIN_SIDE, visibility
     clean, protected = align.load_photo(clean), align.load_photo(protected)
     if clean.size != protected.size: raise ValueError(f"the photos differ in size: {clean.size} and {protected.size}")
     if box is None:
         faces = align.detect(clean)
         box = faces[0].box if faces else None
     q = dict(quality(clean, protected, box), size=list(clean.size))
-    if lpips_net and box is not None:
-        c = _grown(box, clean.size)
+    c = _grown(box, clean.size) if box is not None else None
+    if c is not None and min(c[2] - c[0], c[3] - c[1]) >= MIN_SIDE:
+        v = visibility(clean, protected, region=c)
+        q['jod_face'], q['flip_face'] = v['jod'], v['flip']
+    if lpips_net and c is not None:
         q['lpips_face'], why = lpips_distance(clean.crop(c), protected.crop(c), lpips_net)
         if why: q['lpips_skipped'] = why
     return q
@@ -159,16 +184,16 @@ def portrait_photos(n: int | None = None) -> list[Path]:
 
 def portrait_quality(masker, photos=None, *, lpips_net: str | None = None) -> dict:
     """Mean `native_quality` of `masker.apply(photo)` over large `photos` (paths; default `portrait_photos()`): `ssim_face`,
-    `psnr_face` (and `lpips_face`) at full resolution, `n`, and `per_photo`. Faces are detected once per photo (cached
-    on disk) and handed to a `Mask`; other maskers detect for themselves."""
+    `psnr_face`, `jod_face`, `flip_face` (and `lpips_face`) at full resolution, `n`, and `per_photo`. Faces are
+    detected once per photo (cached on disk) and handed to a `Mask`; other maskers detect for themselves."""
     photos = list(photos if photos is not None else portrait_photos())
     per = []
     for p, faces in zip(photos, align.face_landmarks(photos, progress=False)):
         if not isinstance(faces, list) or not faces: continue
         im, f = align.load_photo(p), faces[0]
-        prot = masker.apply(im, face=f) if isinstance(masker, cloak.Mask) else masker.apply(im)
+        prot = masker.apply(im, face=f, refine=0) if isinstance(masker, cloak.Mask) else masker.apply(im)   # a Mask: the plain mask
         per.append(dict(native_quality(im, prot, box=f.box, lpips_net=lpips_net), photo=Path(p).name))
-    keys = [k for k in ('ssim_face', 'psnr_face', 'lpips_face', 'ssim', 'psnr') if per and all(isinstance(r.get(k), float) for r in per)]
+    keys = [k for k in ('ssim_face', 'psnr_face', 'lpips_face', 'jod_face', 'flip_face', 'ssim', 'psnr') if per and all(isinstance(r.get(k), float) for r in per)]
     out = {k: float(np.mean([r[k] for r in per])) for k in keys} | dict(n=len(per), per_photo=per)
     if per and 'lpips_skipped' in per[0]: out['lpips_skipped'] = per[0]['lpips_skipped']
     return out

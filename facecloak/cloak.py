@@ -23,5 +23,5 @@ from .cloak_mask import (FORMAT, FORMAT_VERSION, PRIOR_FILE, READABLE_VERSIONS, 
                                   random_mask)
 from .cloak_learn import batch_indices, learn_mask, mixed_set, other_people, resolve_init
 from .cloak_prior import learn_prior
-from .apply import MAX_SCALE, MIN_FACE, NATIVE_MODES, FaceTooSmallError, magnification
+from .apply import DEFAULT_REFINE, MAX_SCALE, MIN_FACE, NATIVE_MODES, FaceTooSmallError, magnification
 import facecloak.video        # `Mask.apply_video`

@@ -15,6 +15,7 @@ from . import saliency
 from .cloak_objective import LOSS_TERMS
 from .cloak_transforms import TRANSFORMS
 from .cloak_params import OPTIMIZERS, PARAMETERISATIONS
+from .cloak_budget import REGIONS
 import facecloak.cloak_surface        # registers the surface parameterisations ('uv', 'smooth_uv')
 
 # %% auto 0
@@ -56,6 +57,7 @@ class CloakConfig:
     # budget
     epsilon: float = 8 / 255           # L∞ bound of δ in pixel units ([0,1] scale): 8/255 is 8 grey levels
     feather: float = 6.0               # width (aligned px) of the smooth ramp to 0 at the border of the aligned square
+    region: str = 'head'               # where δ may paint: 'square' (the aligned square), 'face' or 'head' (an ellipse over the face, soft edge; `REGIONS`)
     # objective
     w_self: float = 1.0                # weight of cos(m(x'), reference): pushed down
     w_anchor: float = 0.25             # weight of cos(m(x'), anchor): pulled up
@@ -75,7 +77,7 @@ class CloakConfig:
     band: float = 1.0                  # 'smooth', 'smooth_uv': σ (aligned px / texels) of their Gaussian band limit
     visibility: float = 1.0            # weight of the `visibility` term (1 - SSIM of an image with δ, magnified) in the loss; 0: off
     visibility_scale: float = 4.0      # ... the magnification it is seen at (a 1024² portrait's face is ~4-5x the aligned size)
-    refine_visibility: float = 0.0     # weight of the `visibility` term in the refine dial's per-photo steps (`Mask.refined`), seen at the photo's own magnification; 0: off
+    refine_visibility: float = 4.0     # weight of the `visibility` term in the refine dial's per-photo steps (`Mask.refined`), seen at the photo's own magnification; 0: off
     # input transforms
     diversity: dict = field(default_factory=_default_diversity)   # {TRANSFORMS name: parameters}, applied in order; {} or False: none
     # other people (the cross-identity prior's pool) in every batch
@@ -112,6 +114,7 @@ class CloakConfig:
                f"visibility must be >= 0 and visibility_scale >= 1, got {self.visibility}, {self.visibility_scale}")
         _check(len(self.size) == 2, f"size must be (H, W), got {self.size}")
         _one_of('optimizer', self.optimizer, OPTIMIZERS)
+        _one_of('region', self.region, REGIONS)
         _one_of('parameterisation', self.parameterisation, PARAMETERISATIONS)
         _check(not PARAMETERISATIONS[self.parameterisation].uniform_cap or self.optimizer == 'mifgsm',
                f"parameterisation {self.parameterisation!r} needs optimizer 'mifgsm' and a uniform cap")
@@ -194,4 +197,4 @@ def preset(name: str, **overrides) -> dict:
 
 LEARN_INPUTS = ('photo', 'config', 'images', 'reference', 'anchor', 'bank', 'exclude', 'surrogates', 'device', 'synth',
                 'init', 'callback', 'progress')    # `learn_mask`'s own keywords (not `CloakConfig` fields)
-APPLY_OPTIONS = ('refine_visibility',)   # `CloakConfig` fields that only change how a learnt mask is applied (the refine dial)
+APPLY_OPTIONS = ('refine_visibility', 'region')   # `CloakConfig` fields a learnt mask can take after learning: how it is applied (the refine dial, where it paints)

@@ -18,7 +18,7 @@ from .core import default_device, seeded
 from .models import embed, resolve_surrogates
 from .cloak_trainset import training_set
 from .cloak_targets import Targets, prior_photos, resolve_targets
-from .cloak_budget import budget, feather_window, leakage_map, project
+from .cloak_budget import budget, leakage_map, mask_window, project
 from .cloak_objective import identity_loss, needs_crowd, visibility
 from .cloak_transforms import diversify, input_transforms
 from .cloak_params import OPTIMIZERS, PARAMETERISATIONS
@@ -150,7 +150,7 @@ def learn_mask(photo=None, *, config: CloakConfig | None = None, images=None, re
                               similar=cfg.w_similar > 0, use_anchor=cfg.w_anchor > 0, crowd=needs_crowd(cfg.loss_weights),
                               size=cfg.size, template=cfg.template, detector=cfg.detector, progress=progress)
     x_all, t_all = mixed_set(x_set, targets, mods, cfg) if cfg.mix else (x_set, targets)   # other people in every batch
-    window, hooks = feather_window(cfg.size, cfg.feather).to(dev), [LEARN_HOOKS[k](**v) for k, v in cfg.hooks.items()]
+    window, hooks = mask_window(cfg.size, cfg.feather, cfg.region, cfg.template).to(dev), [LEARN_HOOKS[k](**v) for k, v in cfg.hooks.items()]
     with torch.enable_grad():                  # whatever the caller's grad mode; it is restored on exit
         leak, weight, cap = _budget(cfg, x_set, targets, names, mods, hooks, dev)
         mask = PARAMETERISATIONS[cfg.parameterisation].from_config(cfg, dev, images=x_all)

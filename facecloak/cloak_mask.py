@@ -11,7 +11,7 @@ from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 
 from .core import atomic_write, seeded, version
-from .cloak_budget import feather_window
+from .cloak_budget import mask_window
 from .cloak_surface import on_surface, surface_maps
 from .cloak_config import APPLY_OPTIONS, CloakConfig, make_config
 
@@ -111,7 +111,14 @@ class Mask:
                 + (", on the face's surface)" if self.surface is not None else ")"))
 
     @property
-    def window(self) -> torch.Tensor: return feather_window(self.size, self.feather)
+    def window(self) -> torch.Tensor:
+        "(1,1,H,W): the feather window, over the face alone if the mask's `region` option is 'face' (`mask_window`)."
+        return mask_window(self.size, self.feather, self.option('region'), self.template)
+
+    def option(self, name: str):
+        "An `APPLY_OPTIONS` value of this mask: stored with it, else today's `CloakConfig` default (a mask learnt before the option existed)."
+        if name not in APPLY_OPTIONS: raise KeyError(f"{name!r} is not one of {APPLY_OPTIONS}")
+        return self.meta.get('options', {}).get(name, getattr(CloakConfig(), name))
     @property
     def effective(self) -> torch.Tensor:
         "The perturbation actually added in aligned space: `delta` times the feather window."
@@ -193,7 +200,8 @@ def random_mask(photo=None, epsilon: float = 8 / 255, *, seed: int = 0, kind: st
     if kind == 'uniform': d = (torch.rand(1, 3, *size, generator=g) * 2 - 1) * epsilon
     elif kind == 'sign': d = torch.where(torch.rand(1, 3, *size, generator=g) < 0.5, -epsilon, epsilon)
     else: raise ValueError(f"kind must be 'uniform' or 'sign', got {kind!r}")
-    return Mask(d, epsilon, template, size, feather=feather, anchor=dict(kind='random'), meta=dict(seed=seed, random=kind))
+    return Mask(d, epsilon, template, size, feather=feather, anchor=dict(kind='random'),
+                meta=dict(seed=seed, random=kind, options=dict(region='square')))   # noise over the whole square, as it always was
 
 # %% ../nbs/05i_mask.ipynb
 PRIOR_FILE = Path(__file__).parent/'prior.mask' if '__file__' in globals() else Path('../facecloak/prior.mask')   # run from nbs/

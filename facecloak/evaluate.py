@@ -18,14 +18,16 @@ from .models import LFW_THRESHOLDS, SURROGATES, TARGETS, embed, load_model, pres
 from .assets import lfw_people, lfw_roles
 from .core import local_cluster
 from .attacker import (CONDITION_GROUPS, CONDITIONS, expand_conditions, Gallery, attacker_align, lpips_distance, native_quality, portrait_photos,
-                                portrait_quality, protection, quality, reverify, verification)
+                                portrait_quality, protection, quality, reverify, target_embed, verification)
+from .dlib_attacker import ATTACKER_ONLY, NAME as FACE_RECOGNITION, FaceRecognitionAttacker
 from .report import (DEFAULTS_BEFORE, RESUME_BEFORE, LEARNT_WITH_DEFAULTS, by_box, defaults_in_words, load_record, load_records,
                               markdown_table, method_label, paired, parse_options, per_person, pin_defaults, plot_report,
                               record_defaults, rename_methods, save_record, split_method, summarize, unpinned, worst_case)
 
 # %% auto 0
-__all__ = ['DEV_PEOPLE', 'SPLIT_MIN_PHOTOS', 'METHODS', 'Subject', 'split_people', 'subjects', 'learn_options', 'parse_method',
-           'evaluate_subject', 'EvalConfig', 'versions', 'run_evaluation', 'load_plugins']
+__all__ = ['DEV_PEOPLE', 'SPLIT_MIN_PHOTOS', 'METHODS', 'Subject', 'split_people', 'subjects', 'learn_options', 'protect',
+           'parse_method', 'evaluate_subject', 'EvalConfig', 'versions', 'load_target', 'run_evaluation',
+           'load_plugins']
 
 # %% ../nbs/06_evaluate.ipynb
 @dataclass
@@ -109,6 +111,11 @@ def _prior(path: str = 'prior', epsilon: float | None = None) -> cloak.Mask:
         raise ValueError(f"the prior {path} has epsilon {m.epsilon * 255:g}/255, not {epsilon * 255:g}/255: learn one for this budget")
     return m
 
+def protect(masker, photo):
+    """A method's protected photo: a `Mask` (the 'facecloak' family, 'noise', 'prior') as the plain mask: an
+    evaluation names its refine steps (`facecloak[refine=20]`), whatever `Mask.apply`'s default; others as they apply."""
+    return masker.apply(photo, refine=0) if isinstance(masker, cloak.Mask) else masker.apply(photo)
+
 _LEARNT: dict = {}                 # masks learnt in this process, so that refine=K sweeps learn once
 
 def _learn(subject, eps, surrogates, device, refine: int = 0, **kw):
@@ -190,7 +197,7 @@ def evaluate_subject(subject: Subject, method: str, epsilon: float, *, targets: 
     # in 'loo' mode a mask is learned per target, with every other model as surrogate
     name, kw = parse_method(method)
     own = kw.pop('surrogates', None)      # a method's own surrogates (`facecloak[surrogates=(...)]`): they are white-box
-    plan = ([(t, [m for m in targets if m != t]) for t in (folds or targets)] if mode == 'loo'
+    plan = ([(t, [m for m in targets if m != t and m not in ATTACKER_ONLY]) for t in (folds or targets)] if mode == 'loo'
             else [(None, list(own or surrogates or SURROGATES))])
     with tempfile.TemporaryDirectory(dir=workdir) as d:
         for target, sur in plan:
@@ -199,7 +206,7 @@ def evaluate_subject(subject: Subject, method: str, epsilon: float, *, targets: 
             used = list(getattr(masker, 'surrogates', None) or sur or [])     # what learnt it: white-box targets
             written, t_apply = [], 0.
             for i, p in enumerate(subject.probes):
-                t0 = time.perf_counter(); im = masker.apply(p); t_apply += time.perf_counter() - t0
+                t0 = time.perf_counter(); im = protect(masker, p); t_apply += time.perf_counter() - t0
                 written.append(_write(im, Path(d)/f'{target or "all"}_{i}', fmt, quality_))
             if target in (None, plan[0][0]):   # quality once per subject and method
                 recs.append(dict(base, kind='quality', learn_s=t_learn, apply_s=t_apply / max(1, len(written)),
@@ -209,13 +216,15 @@ def evaluate_subject(subject: Subject, method: str, epsilon: float, *, targets: 
                     recs[-1].update({f'portrait_{k}': v for k, v in pq.items() if k != 'per_photo'},   # and each portrait's, in order
                                     portrait_ssim_face_each=[round(r['ssim_face'], 5) for r in pq['per_photo']])
             for cond in conditions:
-                x, found = attacker_align(_degrade(written, cond, d), cache=False)
+                paths = _degrade(written, cond, d)
+                x, found = attacker_align(paths, cache=False)
                 for tname in ([target] if target else targets):
-                    e = embed([models[tname]], x)[0].cpu()
-                    wb = mode != 'loo' and tname in used
+                    m = models[tname]
+                    e, fnd = target_embed(m, paths, x, found)       # face_recognition finds the faces itself
+                    wb = mode != 'loo' and tname in used and tname not in ATTACKER_ONLY
+                    thr = m.thresholds if isinstance(m, FaceRecognitionAttacker) else LFW_THRESHOLDS.get(tname, {})
                     recs.append(dict(base, kind='protection', target=tname, condition=cond,
-                                     box='white' if wb else 'black',
-                                     **protection(gallery, tname, e, found, subject.name, LFW_THRESHOLDS.get(tname, {}))))
+                                     box='white' if wb else 'black', **protection(gallery, tname, e, fnd, subject.name, thr)))
     return recs
 
 # %% ../nbs/06_evaluate.ipynb
@@ -229,7 +238,7 @@ class EvalConfig:
     epsilons: tuple = (4, 8, 12)             # in 8-bit grey levels: epsilon = e/255, for the methods in `sweep`
     sweep: tuple = ('universal1', 'facecloak')
     main_epsilon: float = 8                  # the budget of every other method
-    targets: tuple | None = None             # None: every recognition model present (facecloak.models.TARGETS)
+    targets: tuple | None = None             # None: every recognition model present (facecloak.models.TARGETS); may name face_recognition
     surrogates: tuple | None = None          # None: facecloak.models.SURROGATES (mode 'fixed')
     mode: str = 'fixed'                      # 'fixed' or 'loo' (leave-one-model-out: always black-box)
     folds: tuple | None = None               # 'loo': the targets that get a fold (a mask learnt with every other model); None: all
@@ -255,12 +264,16 @@ def _cfg_subjects(cfg: EvalConfig) -> list[Subject]:
 def _cfg_targets(cfg: EvalConfig) -> list[str]:
     return list(cfg.targets or [t for t in TARGETS if present(t)])
 
+def load_target(name: str, device=None):
+    "Target `name`: a recognition model (`load_model`), or the attacker-only face_recognition (`facecloak.dlib_attacker`, the 'attack' extra)."
+    return FaceRecognitionAttacker() if name == FACE_RECOGNITION else load_model(name, device=device)
+
 def _unit(cfg_d, subject, method, eps, device):
     "One (subject, method, ε) unit; importable by Dask workers."
     cfg = EvalConfig(**cfg_d)
     load_plugins(cfg.plugins)                # an experiment's levers, in this worker too
     targets = _cfg_targets(cfg)
-    models = {t: load_model(t, device=device) for t in targets}
+    models = {t: load_target(t, device=device) for t in targets}
     g = Gallery(models, _cfg_subjects(cfg), n_distractors=cfg.n_distractors, seed=cfg.seed)
     return evaluate_subject(subject, method, eps / 255, targets=targets, surrogates=list(cfg.surrogates) if cfg.surrogates else None,
                             mode=cfg.mode, gallery=g, models=models, conditions=cfg.conditions, fmt=cfg.fmt,
@@ -271,7 +284,7 @@ def _warm(cfg_d, device):
     "Build the shared caches (gallery embeddings, anchor bank, synth transfer bank) once, before workers start."
     cfg = EvalConfig(**cfg_d)
     load_plugins(cfg.plugins)
-    Gallery({t: load_model(t, device=device) for t in _cfg_targets(cfg)}, _cfg_subjects(cfg), n_distractors=cfg.n_distractors,
+    Gallery({t: load_target(t, device=device) for t in _cfg_targets(cfg)}, _cfg_subjects(cfg), n_distractors=cfg.n_distractors,
             seed=cfg.seed)
     specs = [parse_method(m) for m in cfg.methods]
     if any(n not in ('none', 'noise') for n, _ in specs):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_video.ipynb 2
 from __future__ import annotations
-import math, time
+import math, sys, time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -16,13 +16,15 @@ from tqdm.auto import tqdm
 from fastcore.basics import patch
 from . import align
 from .core import atomic_write
-from .apply import MIN_FACE
+from .apply import MIN_FACE, DEFAULT_REFINE, magnification
+from .models import present
 from .cloak_mask import Mask
 
 # %% auto 0
-__all__ = ['VIDEO_EXTS', 'CONTAINERS', 'VIDEO_CODECS', 'AUDIO_CODECS', 'VideoError', 'is_video', 'video_ext', 'open_video',
-           'VideoInfo', 'probe', 'upright', 'synthetic_clip', 'OneEuro', 'FaceTrack', 'VideoReport', 'apply_video',
-           'read_frames', 'flicker']
+__all__ = ['VIDEO_EXTS', 'CONTAINERS', 'VIDEO_CODECS', 'AUDIO_CODECS', 'SCENE_CUT', 'KEYFRAMES', 'VideoError', 'is_video',
+           'video_ext', 'open_video', 'VideoInfo', 'probe', 'upright', 'synthetic_clip', 'OneEuro', 'FaceTrack',
+           'thumbnail', 'is_cut', 'scene_starts', 'pick_keyframes', 'Scene', 'VideoReport', 'apply_video',
+           'find_scenes', 'clip_masks', 'read_frames', 'flicker']
 
 # %% ../nbs/10_video.ipynb
 VIDEO_EXTS = ('.mp4', '.mov', '.m4v', '.mkv', '.webm', '.avi', '.wmv', '.flv', '.3gp', '.mpg', '.mpeg', '.ts', '.mts')
@@ -183,7 +185,7 @@ class FaceTrack:
         self.max_gap = 2 * detect_every if max_gap is None else max_gap
         self.filter = OneEuro(min_cutoff, beta) if smooth else None
         self.i, self.pts, self.gray, self.thumb, self.gap, self.detections = 0, None, None, None, 0, 0
-        self.cut = 20.0          # grey levels of mean change over a 64x36 thumbnail: a new shot
+        self.cut = SCENE_CUT     # a new shot (`is_cut`)
 
     def _detect(self, frame):
         faces = align.detect(frame, detector=self.detector, device=self.device, max_side=self.max_side)
@@ -204,8 +206,8 @@ class FaceTrack:
         import cv2
         frame = np.ascontiguousarray(frame)
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        thumb = cv2.resize(gray, (64, 36), interpolation=cv2.INTER_AREA).astype(np.float32)
-        cut = self.thumb is not None and float(np.abs(thumb - self.thumb).mean()) > self.cut
+        thumb = thumbnail(gray)
+        cut = self.thumb is not None and is_cut(self.thumb, thumb, self.cut)
         lm = self._detect(frame) if self.i % self.every == 0 or cut else None
         if lm is not None: self.gap = 0
         elif self.pts is not None and self.gap < self.max_gap and not cut:
@@ -218,9 +220,42 @@ class FaceTrack:
         return self.filter(lm, t, scale=max(1.0, float(np.linalg.norm(lm[1] - lm[0]))))
 
 # %% ../nbs/10_video.ipynb
+SCENE_CUT = 20.0     # grey levels of mean change between the thumbnails of two consecutive frames: a new shot
+KEYFRAMES = 4        # keyframes per scene that its clip mask is refined on (chosen on the dev split: experiments/video.md)
+
+def thumbnail(grey: np.ndarray) -> np.ndarray:
+    "The 64x36 float32 thumbnail of a grey frame (H,W) uint8, on which cuts are measured."
+    import cv2
+    return cv2.resize(np.ascontiguousarray(grey), (64, 36), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+def is_cut(a: np.ndarray, b: np.ndarray, threshold: float = SCENE_CUT) -> bool:
+    "Whether two consecutive frames' thumbnails differ by more than `threshold` grey levels on average (a new shot)."
+    return float(np.abs(a - b).mean()) > threshold
+
+def scene_starts(thumbs, threshold: float = SCENE_CUT) -> list[int]:
+    "The first frame of each scene of a clip, from its frames' thumbnails: 0, and every frame after a cut."
+    return [i for i in range(len(thumbs)) if i == 0 or is_cut(thumbs[i - 1], thumbs[i], threshold)]
+
+def pick_keyframes(start: int, end: int, n: int) -> list[int]:
+    "Up to `n` frames of the scene of frames [start, end), evenly spaced: the middle frames of `n` equal parts."
+    m = end - start
+    return sorted({start + int((k + 0.5) * m / n) for k in range(n)}) if m > 0 and n > 0 else []
+
+@dataclass
+class Scene:
+    "One shot of a clip: frames [start, end), its keyframes, how many showed the user's face, and its clip mask."
+    start: int
+    end: int
+    keyframes: list
+    faces: int = 0                 # keyframes on which the user's face was found (and large enough)
+    refined: bool = False          # False: no face in the keyframes, `mask` is the user's mask as it is
+    mask: object = field(default=None, repr=False)
+
+# %% ../nbs/10_video.ipynb
 @dataclass
 class VideoReport:
-    "What `apply_video` did: frames, frames cloaked, detections run, seconds, and per-frame landmarks (NaN: none)."
+    """What `apply_video` did: frames, frames cloaked, detections run, the main pass's seconds, the keyframe pass's
+    seconds and scenes, and per-frame landmarks (NaN: none)."""
     src: str
     dst: str
     frames: int = 0
@@ -229,9 +264,12 @@ class VideoReport:
     seconds: float = 0.
     rotation: int = 0
     audio: str = 'none'            # 'copied', 're-encoded' or 'none'
+    refine: int = 0                # steps of each scene's clip mask (0: the plain mask on every frame)
+    keyframe_seconds: float = 0.   # the keyframe pass (scenes, keyframes, clip masks), before the main pass (`seconds`)
+    scenes: list = field(default_factory=list)    # per scene: start, end, keyframes, faces, refined
     landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2)), repr=False)
     @property
-    def fps(self) -> float: return self.frames / max(self.seconds, 1e-9)
+    def fps(self) -> float: return self.frames / max(self.seconds, 1e-9)       # the main pass, at mask speed
 
 def _audio_streams(inp, out, fmt: str) -> tuple[dict, str]:
     "{input audio index: (output stream, copy?)} and what happens to the sound."
@@ -293,13 +331,17 @@ def _mux_audio(packet, streams: dict, out):
 
 @dataclass
 class _State:
-    "The mask in use (refined on the first face when `refine`), and what the loop counted."
-    mask: object
-    refine: int
-    device: object
+    "The scenes and their clip masks, the scene in hand, and what the loop counted."
+    scenes: list
     min_face: int
     report: VideoReport
+    scene: int = 0
     landmarks: list = field(default_factory=list)
+
+    def mask(self, i: int):
+        "The mask of frame `i`: its scene's (frames come in order)."
+        while self.scene + 1 < len(self.scenes) and i >= self.scenes[self.scene + 1].start: self.scene += 1
+        return self.scenes[self.scene].mask
 
 def _protect_frame(st: _State, frame, find, rotation: int, fps: float):
     "The protected copy of a decoded frame (the mask added to the upright view, in the frame's colours)."
@@ -309,25 +351,26 @@ def _protect_frame(st: _State, frame, find, rotation: int, fps: float):
     i = st.report.frames
     lm = find(up, frame.time if frame.time is not None else i / fps, i)
     if lm is not None:
-        M = st.mask.matrix(lm)
-        if _face_side(st.mask, M) < st.min_face: lm = None
-        else:
-            if st.refine:                 # once, on the clip's first face
-                crop = align.warp_face(Image.fromarray(np.ascontiguousarray(up)), M, st.mask.size)
-                st.mask, st.refine = st.mask.refined(crop, st.refine, device=st.device), 0
-            st.mask.add_to(up, M); st.report.cloaked += 1
+        mask = st.mask(i)
+        M = mask.matrix(lm)
+        if _face_side(mask, M) < st.min_face: lm = None
+        else: mask.add_to(up, M); st.report.cloaked += 1
     st.landmarks.append(np.full((5, 2), np.nan) if lm is None else np.asarray(lm, np.float64))
     new = av.VideoFrame.from_ndarray(arr, format='rgb24')
     new.pts, new.time_base = frame.pts, frame.time_base
     return new
 
+def _check_count(n: int, announced: int, src):
+    "Refuse a clip with no frame, or fewer frames than its header announces."
+    name = Path(src).name
+    if n == 0: raise VideoError(f"{name} has no video frames")
+    if announced and n < announced - 1:
+        raise VideoError(f"{name} is truncated: {n} of the {announced} frames its header announces could be decoded")
+
 def _check_complete(st: _State, vin, src):
     "Refuse a clip with no frame, fewer frames than its header says, or no face."
-    n, name = st.report.frames, Path(src).name
-    if n == 0: raise VideoError(f"{name} has no video frames")
-    if vin.frames and n < vin.frames - 1:
-        raise VideoError(f"{name} is truncated: {n} of the {vin.frames} frames its header announces could be decoded")
-    if st.report.cloaked == 0: raise VideoError(f"no face found in any of the {n} frames of {name}")
+    _check_count(st.report.frames, vin.frames, src)
+    if st.report.cloaked == 0: raise VideoError(f"no face found in any of the {st.report.frames} frames of {Path(src).name}")
 
 def _transcode(st: _State, src, tmp: str, fmt: str, find, *, crf: int, preset: str, progress: bool):
     "Decode `src`, protect every frame, encode to `tmp` as `fmt` with the sound; fills `st.report`."
@@ -337,12 +380,13 @@ def _transcode(st: _State, src, tmp: str, fmt: str, find, *, crf: int, preset: s
         rate = float(vin.average_rate or vin.guessed_rate or 30)
         vout = _video_stream(out, vin, fmt, st.report.rotation, crf, preset)
         audio, st.report.audio = _audio_streams(inp, out, fmt)
-        with tqdm(total=vin.frames or None, desc=Path(src).name, unit='frame', disable=not progress, leave=False) as bar:
+        with _Phase(src, 'protecting', vin.frames or None, progress) as bar:
             for packet in inp.demux(vin, *inp.streams.audio):
                 if packet.stream.type == 'audio': _mux_audio(packet, audio, out); continue
                 for frame in _decoded(packet, src, st.report.frames):
                     for p in vout.encode(_protect_frame(st, frame, find, st.report.rotation, rate)): out.mux(p)
                     st.report.frames += 1; bar.update()
+            bar.note = f'{st.report.cloaked} of {st.report.frames} frames cloaked'
         _check_complete(st, vin, src)
         for p in vout.encode(): out.mux(p)
         for s, copy in audio.values():
@@ -354,29 +398,136 @@ def apply_video(self: Mask, src, dst, **kw):
     "Protect the video `src` into `dst` with this mask: `facecloak.video.apply_video` (below), same keywords."
     return apply_video(self, src, dst, **kw)
 
+def _clip_steps(mask, refine: int | None) -> int:
+    "The steps of the clip masks: `refine`, or the mask's default (`Mask.default_refine`: 0 without its models, said once)."
+    if refine is None: return mask.default_refine()
+    if refine < 0: raise ValueError(f"refine must be 0 (the plain mask) or more steps, got {refine}")
+    missing = [s for s in mask.surrogates if not _present(s)] if refine else []
+    if missing: raise FileNotFoundError(f"cannot refine the mask on the clip: its recognition models {', '.join(missing)} are "
+                                        "not on disk (see README for FACECLOAK_MODEL_DIR; refine=0 applies the plain mask)")
+    return refine
+
+def _present(name) -> bool:
+    try: return present(name)
+    except Exception: return False          # a model the registry does not know
+
 def apply_video(mask, src, dst, *, detect_every: int = 5, detector='mtcnn', max_side: int | None = 640, smooth: bool = True,
-                landmarks=None, refine: int = 0, crf: int = 18, preset: str = 'veryfast', min_face: int | None = None,
-                device=None, overwrite: bool = False, progress: bool = True) -> VideoReport:
+                landmarks=None, refine: int | None = None, keyframes: int = KEYFRAMES, scenes: list | None = None,
+                crf: int = 18, preset: str = 'veryfast', min_face: int | None = None, device=None, overwrite: bool = False,
+                progress: bool = True) -> VideoReport:
     """Protect the video `src` into `dst` (.mp4, .mov, .m4v, .mkv or .webm) with `mask`: the user's face found every
     `detect_every` frames and followed between (`FaceTrack`), the mask added to every frame, the timing, rotation and
-    sound kept, no container tags. `landmarks`: (5,2) or a function of the frame index instead of the tracker;
-    `refine`: K steps on the first face first; `crf`/`preset`: x264's. Atomic: nothing is left at `dst` on failure."""
+    sound kept, no container tags. `refine`: K steps of each scene's clip mask, refined on up to `keyframes` keyframes
+    of the scene (`clip_masks`, before the main pass); None (default): `Mask.default_refine()` steps (0 without the
+    models, said once); 0: the plain mask. `scenes`: `clip_masks(mask, src)`'s, made already (e.g. to encode twice).
+    `landmarks`: (5,2) or a function of the frame index instead of the tracker; `crf`/`preset`: x264's. Atomic:
+    nothing is left at `dst` on failure."""
     src, dst = Path(src), Path(dst)
     fmt = CONTAINERS.get(dst.suffix.lower())
     if fmt is None: raise ValueError(f"cannot write {dst.name}: the output must end in {', '.join(CONTAINERS)}")
     if dst.exists() and dst.resolve() == src.resolve(): raise ValueError(f"refusing to overwrite the input {src}")
     if dst.exists() and not overwrite: raise FileExistsError(f"{dst} exists (use overwrite=True to replace it)")
-    if refine < 0: raise ValueError(f"refine must be 0 or more steps, got {refine}")
+    if keyframes < 1: raise ValueError(f"keyframes must be 1 or more per scene, got {keyframes}")
+    steps = _clip_steps(mask, refine) if scenes is None else refine or 0
     info = probe(src)
-    rep = VideoReport(str(src), str(dst), rotation=info.rotation)
-    st = _State(mask, refine, device, MIN_FACE if min_face is None else min_face, rep)
+    min_face = MIN_FACE if min_face is None else min_face
     find = _finder(mask, landmarks, dict(detect_every=detect_every, detector=detector, max_side=max_side, device=device,
                                          smooth=smooth))
+    rep = VideoReport(str(src), str(dst), rotation=info.rotation, refine=steps)
+    t0 = time.perf_counter()
+    if scenes is None:
+        scenes = (clip_masks(mask, src, keyframes=keyframes, steps=steps, landmarks=landmarks, detector=detector,
+                             max_side=max_side, min_face=min_face, device=device, progress=progress)
+                  if steps else [Scene(0, 0, [], mask=mask)])
+    rep.keyframe_seconds = time.perf_counter() - t0
+    rep.scenes = [dict(start=s.start, end=s.end, keyframes=s.keyframes, faces=s.faces, refined=s.refined) for s in scenes if s.keyframes]
+    st = _State(scenes, min_face, rep)
     t0 = time.perf_counter()
     atomic_write(dst, lambda tmp: _transcode(st, src, tmp, fmt, find, crf=crf, preset=preset, progress=progress))
     rep.seconds, rep.landmarks = time.perf_counter() - t0, np.stack(st.landmarks)
     rep.detections = getattr(getattr(find, 'track', None), 'detections', 0)
     return rep
+
+# %% ../nbs/10_video.ipynb
+class _Phase:
+    "Progress of one phase of a clip's protection: a tqdm bar on a terminal; off one, a single line when it ends."
+    def __init__(self, src, what: str, total, progress: bool, unit: str = 'frame'):
+        self.name, self.what, self.unit, self.n, self.note, self.t0 = Path(src).name, what, unit, 0, '', time.perf_counter()
+        self.progress, self.tty = progress, progress and sys.stderr.isatty()
+        self.bar = tqdm(total=total, desc=f'{self.name}: {what}', unit=unit, disable=not self.tty, leave=False)
+    def update(self, k: int = 1): self.n += k; self.bar.update(k)
+    def __enter__(self): return self
+    def __exit__(self, kind, *_):
+        self.bar.close()
+        if self.progress and not self.tty and kind is None:
+            print(f'{self.name}: {self.what}: {self.note or f"{self.n} {self.unit}s"} in {time.perf_counter() - self.t0:.1f} s',
+                  file=sys.stderr, flush=True)
+
+def _frames(c, src):
+    "The decoded video frames of the open clip `c`, threaded; a decoding failure is a `VideoError` naming the frame."
+    import av
+    v = c.streams.video[0]; v.thread_type = 'AUTO'
+    n = 0
+    try:
+        for f in c.decode(v): yield f; n += 1
+    except av.error.FFmpegError as e:
+        raise VideoError(f"{Path(src).name} is corrupt or truncated: decoding stopped after frame {n} ({e.strerror or e})") from None
+
+def find_scenes(src, keyframes: int = KEYFRAMES, threshold: float = SCENE_CUT, progress: bool = False) -> list[Scene]:
+    "The scenes of the clip `src` (one decoding, to grey thumbnails), each with up to `keyframes` keyframes."
+    thumbs = []
+    with open_video(src) as c, _Phase(src, 'scenes', c.streams.video[0].frames or None, progress) as ph:
+        for f in _frames(c, src): thumbs.append(thumbnail(f.to_ndarray(format='gray'))); ph.update()
+        starts = scene_starts(thumbs, threshold)
+        ph.note = f'{len(thumbs)} frames, {len(starts)} scene{"s" * (len(starts) != 1)}'
+    return [Scene(s, e, pick_keyframes(s, e, keyframes)) for s, e in zip(starts, starts[1:] + [len(thumbs)])]
+
+def _user_faces(mask, frames: list, idx: list, landmarks, detector, max_side, device) -> list:
+    "The user's (5,2) landmarks, or None, on each upright frame (indices `idx`): `landmarks` as `apply_video` takes them, else detected."
+    if landmarks is not None:
+        find = _finder(mask, landmarks, {})
+        return [find(f, 0., i) for f, i in zip(frames, idx)]
+    found = align.detect_batch(frames, detector=detector, device=device, max_side=max_side)
+    return [mask.select_face(Image.fromarray(f), r).landmarks if isinstance(r, list) and r else None for f, r in zip(frames, found)]
+
+def _refine_scene(scene: Scene, mask, frames: list, lms: list, steps: int, min_face: int, device):
+    "Fill `scene`: its clip mask refined with `steps` on the user's face in its keyframes, or `mask` when none shows it."
+    import torch
+    crops, mags = [], []
+    for f, lm in zip(frames, lms):
+        M = None if lm is None else mask.matrix(lm)
+        if M is None or _face_side(mask, M) < min_face: continue
+        crops.append(align.warp_face(Image.fromarray(f), M, mask.size).cpu()); mags.append(magnification(M))
+    scene.faces, scene.refined, scene.mask = len(crops), bool(crops), mask
+    if crops:
+        x = torch.cat(crops)              # a surface mask: as it lies on this scene's face, then refined
+        scene.mask = mask.on_face(x[:1]).refined(x, steps, device=device, scale=float(np.mean(mags)))
+
+def clip_masks(mask, src, *, keyframes: int = KEYFRAMES, steps: int = DEFAULT_REFINE, landmarks=None, detector='mtcnn',
+               max_side: int | None = 640, min_face: int = MIN_FACE, threshold: float = SCENE_CUT, device=None,
+               progress: bool = False) -> list[Scene]:
+    """The scenes of the clip `src`, each with its clip mask: `mask` refined with `steps` (`Mask.refined`) on the user's
+    face in up to `keyframes` keyframes of the scene, or `mask` as it is for a scene with no face in its keyframes.
+    `landmarks`: as `apply_video` takes them, instead of detecting."""
+    if keyframes < 1: raise ValueError(f"keyframes must be 1 or more per scene, got {keyframes}")
+    scenes = find_scenes(src, keyframes, threshold, progress)
+    owner = {k: s for s in scenes for k in s.keyframes}
+    with open_video(src) as c, _Phase(src, 'keyframe pass', len(scenes), progress, unit='scene') as ph:
+        held = []
+        for i, f in enumerate(_frames(c, src)):
+            if i not in owner: continue
+            held.append(np.ascontiguousarray(upright(f.to_ndarray(format='rgb24'), _rotation(f))))
+            s = owner[i]
+            if i == s.keyframes[-1]:                  # the scene's keyframes are in hand: its clip mask, then let them go
+                lms = _user_faces(mask, held, s.keyframes, landmarks, detector, max_side, device)
+                _refine_scene(s, mask, held, lms, steps, min_face, device); held = []; ph.update()
+                if s is scenes[-1]: break
+        for s in scenes:
+            if s.mask is None: s.mask = mask          # keyframes the second decoding did not reach
+        bare = sum(not s.refined for s in scenes)
+        ph.note = (f'{len(scenes) - bare} of {len(scenes)} scenes refined on {sum(s.faces for s in scenes)} keyframes'
+                   + (f'; {bare} with no face in their keyframes keep the mask as it is' if bare else ''))
+    return scenes
 
 # %% ../nbs/10_video.ipynb
 def read_frames(src, every: int = 1):

@@ -58,17 +58,20 @@ def mask_image(delta, epsilon: float | None = None):
 
 def quality(original, protected, box=None) -> dict:
     """PSNR (dB) and SSIM of `protected` against `original` (same size): the whole photo, and the face region at the
-    photo's own resolution (`psnr_face`, `ssim_face`; `box` or the detected face) by `facecloak.attacker.native_quality`."""
+    photo's own resolution (`psnr_face`, `ssim_face`; `box` or the detected face) with its visibility (`jod_face`,
+    `flip_face`: `facecloak.perception`) by `facecloak.attacker.native_quality`."""
     from facecloak.attacker import native_quality
     a, b = _array(original), _array(protected)
     if a.shape != b.shape: raise ValueError(f"original {a.shape} and protected {b.shape} photos differ in size")
     return native_quality(Image.fromarray(a), Image.fromarray(b), box=box)
 
 def quality_readout(q: dict) -> str:
-    "The widget's one-line quality: the face at the photo's own size when there is one, else the whole photo."
+    "The widget's one-line quality: the face at the photo's own size (PSNR, SSIM, JOD) when there is one, else the whole photo."
     w, h = q.get('size', ('?', '?'))
-    if 'ssim_face' in q: return f"face at {w}×{h}: PSNR <b>{q['psnr_face']:.1f}</b> dB · SSIM <b>{q['ssim_face']:.3f}</b>"
-    return f"photo at {w}×{h}: PSNR <b>{q['psnr']:.1f}</b> dB · SSIM <b>{q['ssim']:.3f}</b>"
+    if 'ssim_face' not in q: return f"photo at {w}×{h}: PSNR <b>{q['psnr']:.1f}</b> dB · SSIM <b>{q['ssim']:.3f}</b>"
+    jod = (f" · <span title='ColorVideoVDP on a 24-inch full-HD monitor at 60 cm: 10 = no visible difference, 1 less = "
+           f"75% of people would pick the original'>JOD</span> <b>{q['jod_face']:.2f}</b>") if 'jod_face' in q else ''
+    return f"face at {w}×{h}: PSNR <b>{q['psnr_face']:.1f}</b> dB · SSIM <b>{q['ssim_face']:.3f}</b>{jod}"
 
 # %% ../nbs/07_widgets.ipynb
 def _field(c, key, default=None):
@@ -194,7 +197,7 @@ class CloakExplorer:
         self.original = W.Image(value=to_png(self.photo, self.side), format='png')
         self.protected = W.Image(value=blank, format='png')
         self.mask_view = W.Image(value=blank, format='png', layout=W.Layout(width=f'{min(self.side, 160)}px'))  # small masks are scaled up
-        self.quality = W.HTML('PSNR – dB · SSIM –')
+        self.quality = W.HTML('PSNR – dB · SSIM – · JOD –')
         self.bars, self.bar_labels = {}, {}
         self.bar_box = W.VBox([W.HTML('<b>similarity to the original</b>')])
         cap = lambda t, w: W.VBox([W.HTML(f'<b>{t}</b>'), w])

@@ -15,7 +15,7 @@ from PIL import Image
 from facecloak.cli import main, EXIT_OK, EXIT_SKIPPED
 from facecloak.testing import lfw_photo
 from facecloak.video import (apply_video, flicker, probe, read_frames, synthetic_clip, VideoError, FaceTrack,
-                             upright)
+                             upright, find_scenes, clip_masks, KEYFRAMES)
 
 EPS = 8 / 255          # the budget of conftest's masks
 
@@ -108,6 +108,22 @@ def test_bad_inputs_name_the_problem_and_write_nothing(clips, sign_mask, tmp_pat
     with pytest.raises(ValueError, match='input'): apply_video(m, clips['plain'], clips['plain'], overwrite=True)
     with pytest.raises(ValueError, match='refine'): apply_video(m, clips['plain'], out/'r.mp4', refine=-1)
     with pytest.raises(ValueError, match='detect_every'): apply_video(m, clips['plain'], out/'d.mp4', detect_every=0)
+    with pytest.raises(ValueError, match='keyframes'): apply_video(m, clips['plain'], out/'k.mp4', keyframes=0)
+    assert list(out.iterdir()) == []
+
+
+def test_bad_inputs_to_the_keyframe_pass(learnt_mask, tmp_path):
+    """With the models on disk (the default refines a clip mask per scene): a clip cut off, and a clip with no face in any
+    frame (so none in its keyframes), fail as without the pass, naming the problem; nothing is written."""
+    out = tmp_path/'out'; out.mkdir()
+    clip = synthetic_clip([lfw_photo('Andre_Agassi', 1)], tmp_path/'c.mp4', fps=10, seconds=0.6)
+    data = clip.read_bytes(); (tmp_path/'cut.mp4').write_bytes(data[:len(data) * 2 // 3])
+    wall = synthetic_clip([Image.new('RGB', (120, 120), (40, 90, 160))], tmp_path/'wall.mp4', fps=5, seconds=1)
+    assert learnt_mask.default_refine() > 0
+    with pytest.raises(VideoError, match='truncated'): apply_video(learnt_mask, tmp_path/'cut.mp4', out/'a.mp4', progress=False)
+    with pytest.raises(VideoError, match='no face found in any of the 5 frames'):
+        apply_video(learnt_mask, wall, out/'b.mp4', keyframes=2, progress=False)
+    assert [s.refined for s in clip_masks(learnt_mask, wall, keyframes=2, steps=2)] == [False]
     assert list(out.iterdir()) == []
 
 
@@ -148,10 +164,13 @@ def test_the_benchmark_runs_and_reports_every_run(capsys):
     import importlib.util, json
     spec = importlib.util.spec_from_file_location('bench_video', Path(__file__).resolve().parent.parent/'benchmarks'/'bench_video.py')
     mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
-    mod.main(['--seconds', '1.5', '--fps', '4', '--size', '320x240', '--runs', 'decode_only,apply_only,detect_every_5'])
+    mod.main(['--seconds', '1.5', '--fps', '4', '--size', '320x240', '--runs', 'decode_only,apply_only,detect_every_5,clip_masks'])
     res = json.loads(capsys.readouterr().out)
-    assert res['size'] == '320x240' and [r['run'] for r in res['runs']] == ['decode_only', 'apply_only', 'detect_every_5']
+    assert res['size'] == '320x240' and [r['run'] for r in res['runs']] == ['decode_only', 'apply_only', 'detect_every_5', 'clip_masks']
     assert all(r['frames'] == 6 and r['frames_per_s'] > 0 and r['rss_mb_peak'] >= r['rss_mb_at_10pct'] > 0 for r in res['runs'])
+    clip = res['runs'][-1]                  # three portraits: three scenes, each with its clip mask
+    assert (clip['scenes'], clip['scenes_refined']) == (3, 3) and clip['keyframe_s'] > 0 and clip['main_pass_frames_per_s'] > 0
+    assert clip['keyframe_s_per_clip_minute'] == round(clip['keyframe_s'] / (1.5 / 60), 1)
 
 
 def test_webm_output_reencodes_the_sound_it_cannot_copy(clips, sign_mask, tmp_path):
@@ -171,7 +190,7 @@ def _stored(p):
 
 
 def test_refining_on_the_clip_keeps_every_decoded_frame_within_the_budget(learnt_mask, tmp_path):
-    """`apply_video(..., refine=K)`: K per-photo steps on the clip's first face, then that mask on every frame. Against
+    """`apply_video(..., refine=K)`: a clip mask refined with K steps on the clip's keyframes, on every frame. Against
     the same clip through the same encoder with a zero mask (same landmarks, x264 at crf 0: lossless), every decoded
     frame moves by at most ε; the refined mask is the one on every frame (it differs from refine=0), and nothing
     changes away from the face."""
@@ -200,3 +219,72 @@ def test_refining_on_the_clip_keeps_every_decoded_frame_within_the_budget(learnt
         near = binary_dilation(m.region(m.matrix(lm[i]), z.shape[:2]), iterations=2)
         assert np.abs(r3 - z).max() <= 3 * bound and np.abs(r3 - z).max(-1)[~near].max() == 0, i
         assert (np.abs(r3 - r0).max(-1)[near] > 0).mean() > 0.05, i            # refined: not the refine=0 frame
+
+
+def test_a_clip_of_two_photos_is_two_scenes(tmp_path):
+    "A cut between two different photos starts a new scene; each scene gets its keyframes, evenly spaced."
+    clip = synthetic_clip([lfw_photo('Andre_Agassi', 1), lfw_photo('George_W_Bush', 1)], tmp_path/'two.mp4', fps=10, seconds=0.8)
+    scenes = find_scenes(clip, keyframes=3)
+    assert [(s.start, s.end) for s in scenes] == [(0, 8), (8, 16)]
+    assert [s.keyframes for s in scenes] == [[1, 4, 6], [9, 12, 14]]
+    assert len(find_scenes(synthetic_clip([lfw_photo('Andre_Agassi', 1)], tmp_path/'one.mp4', fps=10, seconds=1.5))) == 1
+
+
+def test_each_scene_gets_its_clip_mask_and_a_scene_without_a_face_in_its_keyframes_the_users(learnt_mask, tmp_path):
+    """The default (`refine=None`, models on disk): one clip mask per scene, refined on its keyframes. A scene whose
+    keyframes show no face keeps the user's mask as it is: its other frames come out as with `refine=0` (x264 at crf 0),
+    where the refined scene's differ; the report says which scenes were refined and how long the pass took."""
+    m = learnt_mask
+    clip = synthetic_clip([lfw_photo('Andre_Agassi', 1), lfw_photo('Andre_Agassi', 2)], tmp_path/'c.mp4', fps=10, seconds=0.6)
+    lm = apply_video(m, clip, tmp_path/'lm.mp4', refine=0, progress=False).landmarks
+    scenes = find_scenes(clip, keyframes=2)
+    hidden = set(scenes[1].keyframes)                               # no face on the second scene's keyframes
+    where = lambda i: None if i in hidden else lm[i]
+    kw = dict(landmarks=where, keyframes=2, crf=0, progress=False)
+    plain = apply_video(m, clip, tmp_path/'plain.mp4', refine=0, **kw)
+    rep = apply_video(m, clip, tmp_path/'clip.mp4', **kw)
+    assert rep.refine == m.default_refine() > 0 and rep.keyframe_seconds > 0 and plain.keyframe_seconds < rep.keyframe_seconds
+    assert [(s['start'], s['end'], s['faces'], s['refined']) for s in rep.scenes] == [(0, 6, 2, True), (6, 12, 0, False)]
+    assert plain.scenes == [] and plain.refine == 0
+    assert rep.cloaked == plain.cloaked == 12 - len(hidden)
+    for i, (a, b) in enumerate(zip(read_frames(tmp_path/'plain.mp4'), read_frames(tmp_path/'clip.mp4'))):
+        if i < 6: assert np.abs(a.astype(int) - b).max() > 0, i                   # the clip mask
+        else: assert np.array_equal(a, b), i                                     # the user's mask as it is
+
+
+def test_models_missing_fall_back_to_the_plain_mask_said_once(learnt_mask, tmp_path):
+    """A mask whose recognition models are not on disk: the default applies the plain mask (warned, as for photos) and
+    runs no keyframe pass; asking for refinement names the missing models, and nothing is written."""
+    from dataclasses import replace
+    m = replace(learnt_mask, surrogates=['video_test_gone_model'])
+    clip = synthetic_clip([lfw_photo('Andre_Agassi', 1)], tmp_path/'c.mp4', fps=10, seconds=0.5)
+    with pytest.warns(UserWarning, match='not on disk'):
+        rep = apply_video(m, clip, tmp_path/'a.mp4', progress=False)
+    assert (rep.refine, rep.scenes, rep.cloaked) == (0, [], 5)
+    with pytest.raises(FileNotFoundError, match='video_test_gone_model are not on disk'):
+        apply_video(m, clip, tmp_path/'b.mp4', refine=3, progress=False)
+    assert not (tmp_path/'b.mp4').exists()
+
+
+def test_a_mask_file_from_an_older_version_is_refined_within_its_budget(learnt_mask, tmp_path):
+    """A version-1 mask file (unsealed header, an option this version does not know, none it knows now): it loads with
+    the older format's warning, and its clip masks are refined within the budget it is read with."""
+    import json, warnings
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    f = learnt_mask.save(tmp_path/'me.mask')
+    with safe_open(str(f), 'pt') as h: md, t = dict(h.metadata()), {k: h.get_tensor(k) for k in h.keys()}
+    hd = json.loads(md['facecloak']); hd['meta']['options'] = {'an_old_option': 1}
+    save_file(t, str(tmp_path/'old.mask'), metadata={**md, 'facecloak': json.dumps(hd), 'format_version': '1', 'seal': ''})
+    from facecloak.cloak import Mask
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always'); old = Mask.load(tmp_path/'old.mask')
+    assert any('format version 1' in str(x.message) for x in w)
+    clip = synthetic_clip([lfw_photo('Andre_Agassi', 1)], tmp_path/'c.mp4', fps=10, seconds=0.5)
+    scenes = clip_masks(old, clip, keyframes=1, steps=3)
+    assert len(scenes) == 1 and scenes[0].refined and scenes[0].faces == 1
+    c = scenes[0].mask
+    assert c.epsilon == old.epsilon and float(c.delta.abs().max()) <= old.epsilon + 1e-6
+    assert not np.array_equal(c.delta.numpy(), old.delta.numpy())
+    rep = apply_video(old, clip, tmp_path/'out.mp4', scenes=scenes, refine=3, progress=False)
+    assert rep.cloaked == rep.frames == 5

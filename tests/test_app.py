@@ -1,0 +1,287 @@
+"""`facecloak app` in a real browser: the page served by the CLI and driven by Debian's headless Chromium.
+
+One session, in the order a person uses the page: it starts (timed), a photo of you goes in through the page's own
+file picker (the FileUpload widget; files set by the DevTools protocol, `DOM.setFileInputFiles`), learning starts,
+is cancelled and starts again (3 learning steps: `facecloak app --steps 3`, a weak but real cloak), the cloak is
+downloaded; two LFW photos, a text file and a decompression bomb are protected in the strong mode; each bad file
+gets its line and the photos their before/after rows and check sentence; the zip is downloaded and compared, byte
+for byte, with what `facecloak apply` writes with the downloaded cloak and the same mode; a second tab starts
+fresh and leaves the first one's state alone; the first tab then protects again in the fast mode (byte for byte
+again). Every request the page makes goes to localhost. Screenshots of each step go to figures/app_*.png.
+Voilà's page links a stylesheet on a CDN: the page's policy (`facecloak.app_launch.CSP`) stops it, and the check
+below would fail if any request left. It skips, saying why, only when chromium is missing (CI installs it)."""
+import base64, io, itertools, json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.request, zipfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facecloak.testing import lfw_photo, bomb_png
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = ROOT/'figures'
+STEPS = 3                      # learning steps on the page (`facecloak app --steps 3`): seconds, not half a minute
+START_LIMIT = 30.0             # seconds from `facecloak app` to a page that takes a photo; the issue's 10 s holds on 2 idle
+                               # cores (measured 6-9 s); a loaded CI machine gets slack, a page that works before it shows does not
+
+
+def _chromium():
+    for name in (os.environ.get('CHROMIUM'), 'chromium', 'chromium-browser', 'google-chrome'):
+        if name and shutil.which(name): return shutil.which(name)
+    return None
+
+
+pytestmark = pytest.mark.skipif(_chromium() is None, reason='chromium not installed (Debian: apt-get install -y chromium)')
+
+
+def _free_port():
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
+def _wait(cond, timeout, what, every=0.2):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        v = cond()
+        if v: return v
+        time.sleep(every)
+    raise AssertionError(f'timed out after {timeout} s waiting for {what}')
+
+
+# a file picker the page opens is kept in the document, where DevTools can set its files (ipywidgets' FileUpload
+# creates its <input type=file> detached and clicks it)
+KEEP_PICKER = """(() => { if (window.__fcKeep) return; window.__fcKeep = true;
+  const click = HTMLInputElement.prototype.click;
+  HTMLInputElement.prototype.click = function () {
+    if (this.type !== 'file') return click.call(this);
+    document.querySelectorAll('input[data-fc-picker]').forEach(e => e.removeAttribute('data-fc-picker'));
+    this.setAttribute('data-fc-picker', '1'); this.style.display = 'none'; document.body.appendChild(this); }; })()"""
+
+
+class Chromium:
+    "Headless Chromium driven over the DevTools protocol (websocket-client); one page per `tab()`."
+    def __init__(self, exe, downloads: Path, size=(1200, 1500)):
+        self.port, self.profile, self.events = _free_port(), tempfile.mkdtemp(), []
+        self.proc = subprocess.Popen([exe, '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-dev-shm-usage',
+                                      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+                                      '--hide-scrollbars', f'--user-data-dir={self.profile}', f'--remote-debugging-port={self.port}',
+                                      f'--window-size={size[0]},{size[1]}', 'about:blank'],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f'http://127.0.0.1:{self.port}/json/version'
+        try: ver = _wait(lambda: self._try_json(url), 120, 'chromium to listen')
+        except AssertionError: self.close(); raise
+        import websocket
+        self.ws = websocket.create_connection(ver['webSocketDebuggerUrl'], timeout=120, suppress_origin=True)
+        self.ids = itertools.count(1)
+        self.send('Browser.setDownloadBehavior', behavior='allow', downloadPath=str(downloads))
+
+    @staticmethod
+    def _try_json(url):
+        try: return json.load(urllib.request.urlopen(url, timeout=2))
+        except Exception: return None
+
+    def send(self, method, session=None, **params):
+        i = next(self.ids)
+        self.ws.send(json.dumps(dict(id=i, method=method, params=params, **({'sessionId': session} if session else {}))))
+        while True:
+            r = json.loads(self.ws.recv())
+            if r.get('id') != i: self.events.append(r); continue
+            if 'error' in r: raise RuntimeError(f'{method}: {r["error"]}')
+            return r.get('result', {})
+
+    def tab(self, url) -> 'Tab':
+        t = self.send('Target.createTarget', url='about:blank')['targetId']
+        s = self.send('Target.attachToTarget', targetId=t, flatten=True)['sessionId']
+        for d in ('Runtime', 'Page', 'Network', 'DOM'): self.send(f'{d}.enable', session=s)
+        self.send('Page.navigate', session=s, url=url)
+        return Tab(self, s)
+
+    def requests(self) -> list[str]:
+        "The URLs the pages asked for, less those the page's Content-Security-Policy stopped before they were sent."
+        blocked = {e['params']['requestId'] for e in self.events if e.get('method') == 'Network.loadingFailed'
+                   and e['params'].get('blockedReason') == 'csp'}
+        return [e['params']['request']['url'] for e in self.events if e.get('method') == 'Network.requestWillBeSent'
+                and e['params']['requestId'] not in blocked]
+
+    def close(self):
+        self.proc.kill(); self.proc.wait(); shutil.rmtree(self.profile, ignore_errors=True)
+
+
+class Tab:
+    def __init__(self, browser, session): self.b, self.s = browser, session
+
+    def js(self, expr):
+        r = self.b.send('Runtime.evaluate', session=self.s, expression=expr, returnByValue=True, awaitPromise=True)
+        if 'exceptionDetails' in r: raise RuntimeError(f'{expr[:80]}: {r["exceptionDetails"]}')
+        return r['result'].get('value')
+
+    def text(self, css): return self.js(f"Array.from(document.querySelectorAll({json.dumps(css)})).map(e => e.innerText).join('\\n')")
+
+    def wait_text(self, css, needle, timeout=120):
+        return _wait(lambda: needle in (self.text(css) or '') and self.text(css), timeout, f'{needle!r} in {css}')
+
+    def click(self, css):
+        assert self.js(f"(() => {{ const e = document.querySelector({json.dumps(css)}); if (!e) return false; e.click(); return true; }})()"), css
+
+    def click_text(self, css, text):
+        assert self.js(f"(() => {{ const e = Array.from(document.querySelectorAll({json.dumps(css)})).find(e => e.innerText.includes({json.dumps(text)})); "
+                       "if (!e) return false; e.click(); return true; })()"), (css, text)
+
+    def upload(self, button_css, paths):
+        "Choose `paths` in the FileUpload widget `button_css` through its own file picker."
+        self.js(KEEP_PICKER); self.click(button_css)
+        root = self.b.send('DOM.getDocument', session=self.s, depth=0)['root']['nodeId']
+        node = self.b.send('DOM.querySelector', session=self.s, nodeId=root, selector='input[data-fc-picker]')['nodeId']
+        assert node, 'the file picker did not open'
+        self.b.send('DOM.setFileInputFiles', session=self.s, nodeId=node, files=[str(p) for p in paths])
+
+    def shot(self, path, css=None):
+        "A PNG of the page (or of the element `css`, whole, scrolled or not) at `path`; its pixels as an array."
+        clip = None
+        if css:
+            self.js(f"document.querySelector({json.dumps(css)}).scrollIntoView()"); time.sleep(0.5)   # drawn where it is seen
+            r = self.js(f"(() => {{ const r = document.querySelector({json.dumps(css)}).getBoundingClientRect(); "
+                        "return [r.left + scrollX, r.top + scrollY, r.width, r.height]; })()")
+            clip = dict(x=r[0], y=r[1], width=r[2], height=r[3], scale=1)
+        data = self.b.send('Page.captureScreenshot', session=self.s, format='png', captureBeyondViewport=True,
+                           **({'clip': clip} if clip else {}))['data']
+        Path(path).write_bytes(base64.b64decode(data))
+        return np.asarray(Image.open(path).convert('RGB'))
+
+
+def _drawn(a: np.ndarray) -> float:
+    "The share of pixels that are not (near) white: a page whose widgets did not draw is almost blank."
+    return float((a.min(-1) < 235).mean())
+
+
+def _downloaded(folder: Path, name: str, timeout=60) -> bytes:
+    p = folder/name
+    _wait(lambda: p.exists() and not list(folder.glob('*.crdownload')), timeout, f'the download {name}')
+    return p.read_bytes()
+
+
+def _cli_apply(mask: Path, photos, out: Path, refine: int, env) -> dict:
+    cmd = [sys.executable, '-c', 'import sys; from facecloak.cli import main; sys.exit(main())', 'apply', str(mask),
+           *map(str, photos), '-o', str(out), '--refine', str(refine), '-q']
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+def _zip_files(data: bytes) -> dict:
+    with zipfile.ZipFile(io.BytesIO(data)) as z: return {n: z.read(n) for n in z.namelist()}
+
+
+@pytest.fixture(scope='module')
+def env():
+    return {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}      # the page's kernel and the CLI alike
+
+
+@pytest.fixture(scope='module')
+def server(env):
+    "`facecloak app --steps 3 --no-browser` on a free localhost port; (url, seconds until it listened, process)."
+    port = _free_port()
+    cmd = [sys.executable, '-c', 'import sys; from facecloak.cli import main; sys.exit(main())',
+           'app', '--port', str(port), '--no-browser', '--steps', str(STEPS)]
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        _wait(lambda: proc.poll() is not None or socket.socket().connect_ex(('127.0.0.1', port)) == 0, 60, 'facecloak app to listen')
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        yield f'http://127.0.0.1:{port}/', t0, proc
+    finally:
+        proc.terminate()                      # `facecloak app` stops its server, which stops its kernels
+        try: proc.wait(30)
+        except subprocess.TimeoutExpired: pass
+        try: os.killpg(proc.pid, 9)           # whatever of that session is left (its own process group)
+        except ProcessLookupError: pass
+
+
+def test_the_page_in_a_browser(server, env, tmp_path):
+    from facecloak.apply import DEFAULT_REFINE
+    url, t0, _ = server
+    FIGURES.mkdir(exist_ok=True)
+    downloads = tmp_path/'downloads'; downloads.mkdir()
+    me, photos = lfw_photo('Colin_Powell', 1), [lfw_photo('Colin_Powell', 2), lfw_photo('Colin_Powell', 3)]
+    bad = tmp_path/'bad'; bad.mkdir()
+    (bad/'notes.txt').write_text('not a photo'); (bad/'huge.png').write_bytes(bomb_png(20000, 20000))
+    b = Chromium(_chromium(), downloads)
+    try:
+        tab = b.tab(url)
+        # 1. it starts: the page with its photo picker, in at most START_LIMIT s from the command
+        _wait(lambda: tab.js("!!document.querySelector('.fc-me-upload')"), 60, 'the page')
+        started = time.time() - t0
+        print(f'facecloak app: page ready {started:.1f} s after the command')
+        assert 'Everything stays on this computer' in tab.text('.fc-app') and 'localhost' in tab.text('.fc-app')
+        assert 'in our tests (24 people)' in tab.text('.fc-tradeoff')
+        assert _drawn(tab.shot(FIGURES/'app_1_start.png', '.fc-app')) > 0.05
+        assert started <= START_LIMIT, f'the page took {started:.1f} s to start (at most {START_LIMIT})'
+        _learn(tab, me, downloads)
+        mask = downloads/'my.mask'
+        _protect_and_compare(tab, photos, bad, downloads, mask, 'strong', DEFAULT_REFINE, tmp_path, env, shots=True)
+        _second_tab(b, tab, url)
+        (downloads/'protected.zip').unlink()
+        tab.click_text('.fc-mode button', 'Fast')                    # the first tab goes on: fast mode
+        _protect_and_compare(tab, photos, bad, downloads, mask, 'fast', 0, tmp_path, env, upload=False)
+        hosts = {urlparse(u).hostname for u in b.requests() if urlparse(u).scheme in ('http', 'https', 'ws', 'wss')}
+        assert hosts == {'127.0.0.1'}, f'the page made requests outside this computer: {hosts}'
+    finally: b.close()
+
+
+def _learn(tab, me, downloads):
+    "A photo of you, learning cancelled then run; the cloak downloaded."
+    tab.upload('.fc-me-upload', [me])
+    tab.wait_text('.fc-learn-status', 'one face found', 60)
+    tab.click('.fc-learn')
+    tab.wait_text('.fc-learn-status', 'Making your cloak', 30)
+    tab.click('.fc-learn + .fc-cancel')
+    tab.wait_text('.fc-learn-status', 'Cancelled', 600)           # at the first step, after the models load
+    assert not tab.js("!!document.querySelector('.fc-mask-download')")        # no cloak from a cancelled run
+    tab.click('.fc-learn')
+    tab.wait_text('.fc-learn-status', 'Your cloak is ready', 600)
+    assert _drawn(tab.shot(FIGURES/'app_2_cloak.png', '.fc-step-cloak')) > 0.05
+    tab.click('.fc-mask-download')
+    _downloaded(downloads, 'my.mask')
+    from facecloak.cloak import Mask
+    assert Mask.load(downloads/'my.mask').epsilon == 8 / 255                  # the dial's default setting
+
+
+def _protect_and_compare(tab, photos, bad, downloads, mask, mode, refine, tmp_path, env, shots=False, upload=True):
+    """Protect two photos and two bad files (chosen now, or still chosen from before); per-file lines, rows and
+    sentences; the zip against `facecloak apply`."""
+    if upload:
+        tab.upload('.fc-files-upload', [*photos, bad/'notes.txt', bad/'huge.png'])
+        tab.wait_text('.fc-protect-status', '4 file(s) chosen', 30)
+    tab.click('.fc-protect')
+    tab.wait_text('.fc-protect-status', 'Checking', 600)          # this run's words, not the last run's 'Done'
+    tab.wait_text('.fc-protect-status', 'Done:', 600)
+    notes = tab.text('.fc-notes')
+    assert 'notes.txt: not an image' in notes and 'huge.png: image too large' in notes, notes
+    assert notes.count('Skipped; the other files are not affected') == 2 and notes.count('protected as') == 2, notes
+    sentences = tab.text('.fc-sentence').splitlines()
+    assert len(sentences) == 2 and all('face-recognition model' in s and 'SSIM' in s for s in sentences), sentences
+    assert tab.js("document.querySelectorAll('.fc-row .fc-mag').length") == 2 == tab.js("document.querySelectorAll('.fc-row .fc-diff').length")
+    if shots:
+        assert _drawn(tab.shot(FIGURES/'app_3_protect.png', '.fc-step-protect')) > 0.02
+        assert _drawn(tab.shot(FIGURES/'app_4_results.png', '.fc-step-results')) > 0.1
+    tab.click('.fc-zip-link a')
+    got = _zip_files(_downloaded(downloads, 'protected.zip'))
+    want = _cli_apply(mask, photos, tmp_path/f'cli_{mode}', refine, env)
+    assert sorted(got) == sorted(want) == sorted(p.name for p in photos)
+    for name in want: assert got[name] == want[name], f'{mode}: {name} differs from facecloak apply --refine {refine}'
+    for data in got.values(): assert not Image.open(io.BytesIO(data)).getexif(), 'EXIF left in a protected photo'
+
+
+def _second_tab(b, tab, url):
+    "A second tab: a fresh page of its own (its own kernel); a bad photo there leaves the first tab as it was."
+    before = tab.text('.fc-app')
+    tab2 = b.tab(url)
+    _wait(lambda: tab2.js("!!document.querySelector('.fc-me-upload')"), 60, 'the second page')
+    assert tab2.text('.fc-results') == '' and 'Your cloak is ready' not in tab2.text('.fc-app')
+    notes = Path(tempfile.mkdtemp())/'notes.txt'; notes.write_text('not a photo')
+    tab2.upload('.fc-me-upload', [notes])
+    tab2.wait_text('.fc-learn-status', 'notes.txt: not an image', 60)
+    tab2.click('.fc-protect')
+    tab2.wait_text('.fc-protect-status', 'First make your cloak', 30)
+    assert tab.text('.fc-app') == before, 'the first tab changed when the second one was used'
