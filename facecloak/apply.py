@@ -152,8 +152,9 @@ def default_refine(self: Mask) -> int:
     return 0
 
 def _on_disk(name) -> bool:
+    from facecloak.assets import AssetError
     try: return present(name)
-    except Exception: return False          # not a model the registry knows (a stand-in)
+    except AssetError: return False         # not a model the registry knows (a stand-in)
 
 @patch
 def apply(self: Mask, photo, *, face=None, M=None, select='reference', model=None, detector='mtcnn',
