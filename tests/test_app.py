@@ -119,7 +119,8 @@ class Tab:
     def text(self, css): return self.js(f"Array.from(document.querySelectorAll({json.dumps(css)})).map(e => e.innerText).join('\\n')")
 
     def wait_text(self, css, needle, timeout=120):
-        return _wait(lambda: needle in (self.text(css) or '') and self.text(css), timeout, f'{needle!r} in {css}')
+        try: return _wait(lambda: needle in (self.text(css) or '') and self.text(css), timeout, f'{needle!r} in {css}')
+        except AssertionError as e: raise AssertionError(f'{e}; it read: {self.text(css)!r}') from None
 
     def click(self, css):
         assert self.js(f"(() => {{ const e = document.querySelector({json.dumps(css)}); if (!e) return false; e.click(); return true; }})()"), css
@@ -178,18 +179,26 @@ def env():
     return {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}      # the page's kernel and the CLI alike
 
 
+def _tail(path: Path, n=4000) -> str:
+    return path.read_text(errors='replace')[-n:] if path.exists() else ''
+
+
 @pytest.fixture(scope='module')
-def server(env):
-    "`facecloak app --steps 3 --no-browser` on a free localhost port; (url, seconds until it listened, process)."
+def server(env, tmp_path_factory):
+    """`facecloak app --steps 3 --no-browser` on a free localhost port; (url, seconds until it listened, process, log).
+    The server's and its kernels' output go to a file: a pipe nobody reads fills up and stops them mid-page."""
     port = _free_port()
     cmd = [sys.executable, '-c', 'import sys; from facecloak.cli import main; sys.exit(main())',
            'app', '--port', str(port), '--no-browser', '--steps', str(STEPS)]
+    log = tmp_path_factory.mktemp('app')/'server.log'
     t0 = time.time()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    with open(log, 'w') as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+                                start_new_session=True)
     try:
         _wait(lambda: proc.poll() is not None or socket.socket().connect_ex(('127.0.0.1', port)) == 0, 60, 'facecloak app to listen')
-        assert proc.poll() is None, proc.stdout.read()[-3000:]
-        yield f'http://127.0.0.1:{port}/', t0, proc
+        assert proc.poll() is None, _tail(log)
+        yield f'http://127.0.0.1:{port}/', t0, proc, log
     finally:
         proc.terminate()                      # `facecloak app` stops its server, which stops its kernels
         try: proc.wait(30)
@@ -200,10 +209,11 @@ def server(env):
 
 def test_the_page_in_a_browser(server, env, tmp_path):
     from facecloak.apply import DEFAULT_REFINE
-    url, t0, _ = server
+    url, t0, _, log = server
     FIGURES.mkdir(exist_ok=True)
     downloads = tmp_path/'downloads'; downloads.mkdir()
-    me, photos = lfw_photo('Colin_Powell', 1), [lfw_photo('Colin_Powell', 2), lfw_photo('Colin_Powell', 3)]
+    picked = tmp_path/'picked'; picked.mkdir()          # what a person picks: files in a folder of theirs, copied from the data
+    me, *photos = [Path(shutil.copy(lfw_photo('Colin_Powell', i), picked)) for i in (1, 2, 3)]
     bad = tmp_path/'bad'; bad.mkdir()
     (bad/'notes.txt').write_text('not a photo'); (bad/'huge.png').write_bytes(bomb_png(20000, 20000))
     b = Chromium(_chromium(), downloads)
@@ -225,12 +235,14 @@ def test_the_page_in_a_browser(server, env, tmp_path):
         _protect_and_compare(tab, photos, bad, downloads, mask, 'fast', 0, tmp_path, env, upload=False)
         hosts = {urlparse(u).hostname for u in b.requests() if urlparse(u).scheme in ('http', 'https', 'ws', 'wss')}
         assert hosts == {'127.0.0.1'}, f'the page made requests outside this computer: {hosts}'
+    except AssertionError as e: raise AssertionError(f'{e}\n--- facecloak app output (end) ---\n{_tail(log)}') from None
     finally: b.close()
 
 
 def _learn(tab, me, downloads):
     "A photo of you, learning cancelled then run; the cloak downloaded."
     tab.upload('.fc-me-upload', [me])
+    tab.wait_text('.fc-me-upload', '(1)', 120)                 # the browser read the file and the widget holds it
     tab.wait_text('.fc-learn-status', 'one face found', 300)   # the kernel loads the detector first: slow on a loaded machine
     tab.click('.fc-learn')
     tab.wait_text('.fc-learn-status', 'Making your cloak', 120)
