@@ -4,7 +4,7 @@
 
 # %% ../nbs/05j_learn.ipynb 2
 from __future__ import annotations
-import time
+import hashlib, pickle, time, weakref
 from contextlib import ExitStack
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -14,7 +14,8 @@ import torch, torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import align
-from .core import default_device, seeded
+from .assets import cache_dir
+from .core import atomic_write, default_device, seeded
 from .models import embed, resolve_surrogates
 from .cloak_trainset import training_set
 from .cloak_targets import Targets, prior_photos, resolve_targets
@@ -26,7 +27,7 @@ from .cloak_config import LEARN_HOOKS, LEARN_INPUTS, CloakConfig, LearnHook, mak
 from .cloak_mask import Mask, load_prior
 
 # %% auto 0
-__all__ = ['batch_indices', 'resolve_init', 'other_people', 'mixed_set', 'learn_mask']
+__all__ = ['batch_indices', 'resolve_init', 'other_people', 'pool_embeddings', 'mixed_set', 'learn_mask']
 
 # %% ../nbs/05j_learn.ipynb
 def batch_indices(n_own: int, n_all: int, cfg: CloakConfig, gen) -> torch.Tensor:
@@ -119,12 +120,39 @@ def other_people(n: int = 200, *, size=(112, 112), template: str = 'arcface', se
                                          device='cpu', progress=False)
     return _OTHERS[key]
 
+_EMBEDDED = weakref.WeakKeyDictionary()   # surrogate module -> {pool key: its embeddings of the pool}, for this process
+
+def _fingerprint(m) -> str:
+    "A cheap digest of a module's weights (its first and last parameter): a cached embedding is only reused by the same weights."
+    ps = list(m.parameters())
+    return hashlib.sha1(repr([(tuple(p.shape), round(float(p.double().sum()), 6)) for p in ps[:1] + ps[-1:]]).encode()).hexdigest()[:12]
+
+def pool_embeddings(names, mods, xo, key=None) -> list[torch.Tensor]:
+    """Each surrogate's embeddings (CPU) of the other people's aligned photos `xo`. With a `key` naming the pool (the
+    default pool of `other_people`), computed once per model and process and kept on disk (`cache_dir()/others`,
+    under the model's name and a digest of its weights): every learn embeds the same 200 photos otherwise."""
+    if key is None: return [e.cpu() for e in embed(mods, xo)]
+    out = []
+    for name, m in zip(names, mods):
+        per = _EMBEDDED.setdefault(m, {})
+        if key not in per:
+            f = cache_dir()/'others'/f'{name}-{_fingerprint(m)}-{hashlib.sha1(repr(key).encode()).hexdigest()[:12]}.pt'
+            try: e = torch.load(f, weights_only=True) if f.exists() else None
+            except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError): e = None   # a damaged cache file: embed again
+            if e is None or len(e) != len(xo):
+                e = embed([m], xo)[0].cpu()
+                atomic_write(f, lambda tmp: torch.save(e, tmp))
+            per[key] = e
+        out.append(per[key])
+    return out
+
 def mixed_set(x_set, targets: Targets, mods, cfg: CloakConfig, others=None) -> tuple[torch.Tensor, Targets]:
     """The person's set followed by other people's photos (`others`, default `other_people(cfg.mix_pool)`), and targets
     with a reference per image: the person's for their own images, each other person's own identity for theirs."""
+    key = None if others is not None else (cfg.mix_pool, tuple(cfg.size), cfg.template, 0)
     xo = (other_people(cfg.mix_pool, size=cfg.size, template=cfg.template) if others is None else others).to(x_set)
     own = targets.each or {n: r.expand(len(x_set), -1) for n, r in targets.reference.items()}
-    theirs = {n: F.normalize(e, dim=-1) for n, e in zip(targets.names, embed(mods, xo))}
+    theirs = {n: F.normalize(e.to(x_set), dim=-1) for n, e in zip(targets.names, pool_embeddings(targets.names, mods, xo, key))}
     each = {n: torch.cat([own[n].to(theirs[n]), theirs[n]]).cpu() for n in targets.names}
     return torch.cat([x_set, xo]), replace(targets, each=each)
 
