@@ -21,8 +21,8 @@ from .detectors import DETECTORS, Face, detector_name, get_detector
 # %% auto 0
 __all__ = ['MAX_PIXELS', 'ARCFACE_112', 'TEMPLATES', 'PhotoError', 'NoFaceError', 'open_image', 'load_photo', 'to_tensor',
            'to_pil', 'detect', 'detect_batch', 'template', 'similarity_transform', 'invert_affine', 'apply_affine',
-           'warp_affine', 'Aligned', 'aligned_box', 'warp_face', 'align_face', 'align', 'plot_faces', 'warp_to_box',
-           'warp_to_photo', 'face_region', 'most_similar', 'face_landmarks', 'align_paths']
+           'warp_affine', 'Aligned', 'aligned_box', 'warp_face', 'box_transform', 'align_face', 'align', 'plot_faces',
+           'warp_to_box', 'warp_to_photo', 'face_region', 'most_similar', 'face_landmarks', 'align_paths']
 
 # %% ../nbs/01_align.ipynb
 class PhotoError(ValueError):
@@ -376,10 +376,21 @@ def _pick_center(faces: list[Face], photo_size) -> int:
     H, W = photo_size; c = np.array([(W-1)/2, (H-1)/2])
     return int(np.argmin([np.linalg.norm(f.center - c) for f in faces]))
 
+def box_transform(box, size=(112, 112)) -> np.ndarray:
+    """The (2,3) photo -> crop matrix of a plain box crop: the rectangle of the canvas's shape (a square for 112×112)
+    centred on the centre of `box` (x1, y1, x2, y2), as small as holds the whole box, scaled to `size` (H, W); no
+    rotation, no landmarks, no margin, the box's edges on the crop's edges."""
+    H, W = _size(size)
+    x1, y1, x2, y2 = (float(v) for v in np.asarray(box).reshape(4))
+    cx, cy = (x1 + x2)/2, (y1 + y2)/2
+    h = max(y2 - y1, (x2 - x1)*H/W, 1e-6); w = h*W/H; s = H/h
+    return np.array([[s, 0, -(cx - w/2)*s - 0.5], [0, s, -(cy - h/2)*s - 0.5]], np.float64)   # pixel edges onto pixel edges
+
 def align_face(im: Image.Image, face, *, size=(112, 112), template='arcface', device=None, antialias=True) -> Aligned:
-    "Warp `face` (a `Face` or (5,2) landmarks) of photo `im` to the template."
+    "Warp `face` (a `Face` or (5,2) landmarks) of photo `im` to the template ('box': its box cropped, `box_transform`)."
     size, face = _size(size), _as_face(face)
-    M = similarity_transform(face.landmarks, _template_pts(template, size))
+    M = box_transform(face.box, size) if isinstance(template, str) and template == 'box' else \
+        similarity_transform(face.landmarks, _template_pts(template, size))
     img = warp_face(im, M, size, device=device, antialias=antialias)
     return Aligned(img, M, size, (im.height, im.width), face, template if isinstance(template, str) else 'custom',
                    im.info.get('source', ''))

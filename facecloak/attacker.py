@@ -5,6 +5,7 @@
 # %% ../nbs/06a_attacker.ipynb 2
 from __future__ import annotations
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -14,19 +15,25 @@ from PIL import Image, ImageFilter
 from . import assets, align, cloak
 from .models import embed
 from .dlib_attacker import FaceRecognitionAttacker
-from .assets import lfw_people, lfw_roles, cache_dir
+from .assets import AssetNotFoundError, lfw_people, lfw_roles, cache_dir
+from .detectors import detector_name, detector_weights
 from .core import atomic_write, jpeg
 
 # %% auto 0
-__all__ = ['CONDITIONS', 'CONDITION_GROUPS', 'attacker_align', 'target_embed', 'Gallery', 'protection', 'verification',
-           'reverify', 'quality', 'lpips_distance', 'native_quality', 'portrait_photos', 'portrait_quality',
-           'expand_conditions']
+__all__ = ['ALIGNMENTS', 'GALLERIES', 'CONDITIONS', 'CONDITION_GROUPS', 'attacker_align', 'target_embed', 'Gallery', 'protection',
+           'verification', 'reverify', 'growing_protection', 'quality', 'lpips_distance', 'native_quality',
+           'portrait_photos', 'portrait_quality', 'Condition', 'expand_conditions', 'condition', 'check_conditions']
 
 # %% ../nbs/06a_attacker.ipynb
-def attacker_align(paths, detector: str = 'mtcnn', cache: bool = True, progress: bool = False):
-    "Aligned crops (N,3,112,112) of `paths` detected from the files, and a bool mask of which had a face."
-    return align.align_paths([Path(p) for p in paths], detector=detector, select='center', cache=cache,
-                             on_missing='zeros', return_found=True, progress=progress)
+ALIGNMENTS = {'landmarks': 'arcface', 'box': 'box'}   # the attacker's alignment: its `facecloak.align.align_face` template
+
+def attacker_align(paths, detector: str = 'mtcnn', cache: bool = True, progress: bool = False, alignment: str = 'landmarks'):
+    """Crops (N,3,112,112) of `paths` detected from the files by `detector` (the face nearest the centre) and a bool
+    mask of which had a face; `alignment` 'landmarks': the five points warped onto the ArcFace template, 'box': the box
+    crop (`facecloak.align.box_transform`: the square around the box's centre that holds the box, resized, no rotation)."""
+    if alignment not in ALIGNMENTS: raise ValueError(f"unknown alignment {alignment!r}; known: {', '.join(ALIGNMENTS)}")
+    return align.align_paths([Path(p) for p in paths], detector=detector, template=ALIGNMENTS[alignment], select='center',
+                             cache=cache, on_missing='zeros', return_found=True, progress=progress)
 
 def target_embed(model, paths, x: torch.Tensor, found) -> tuple[torch.Tensor, torch.Tensor]:
     """Embeddings of the photos `paths` by one target and which had a face: a `FaceModel` embeds their aligned crops `x`
@@ -71,10 +78,21 @@ class Gallery:
                 raise RuntimeError(f'no face found in gallery photos: {bad[:5]}')
         return embed([model], self._x)[0].cpu()
 
-    def scores(self, model_name: str, e: torch.Tensor) -> torch.Tensor:
-        "Similarity (N,M) of each embedding in `e` to each gallery photo: cosine, or the model's own `gallery_score`."
+    @classmethod
+    def from_embeddings(cls, labels, emb: dict, score: dict | None = None) -> Gallery:
+        "A gallery of given embeddings: `labels` (one per row), `emb` {model name: (M,D)}, `score` {model name: its similarity}."
+        g = cls.__new__(cls)
+        g.labels, g.emb, g.score, g.paths, g._x, g._progress = list(labels), dict(emb), dict(score or {}), [], None, False
+        return g
+
+    def scores_to(self, model_name: str, e: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        "Similarity (N,K) of each embedding in `e` to each row of `ref` (K,D): cosine, or the model's own `gallery_score`."
         f = self.score.get(model_name)
-        return f(e, self.emb[model_name]) if f else e @ self.emb[model_name].T
+        return f(e, ref) if f else e @ ref.T
+
+    def scores(self, model_name: str, e: torch.Tensor) -> torch.Tensor:
+        "Similarity (N,M) of each embedding in `e` to each gallery photo (`scores_to`)."
+        return self.scores_to(model_name, e, self.emb[model_name])
 
     def topk(self, model_name: str, e: torch.Tensor, k: int = 5) -> list[list[str]]:
         "The `k` gallery identities most similar to each embedding in `e`."
@@ -111,6 +129,28 @@ def reverify(rec: dict, thresholds: dict) -> dict:
     for r in rec['records']:
         if r['kind'] == 'protection' and r['target'] in thresholds: r.update(verification(r['sims'], r['n'], thresholds[r['target']]))
     return rec
+
+# %% ../nbs/06a_attacker.ipynb
+def growing_protection(gallery: Gallery, model_name: str, e: torch.Tensor, found, label: str, thresholds: dict) -> dict:
+    """`protection` of the probes `e` (rows where `found`, in posting order) of subject `label` against a gallery that
+    grows: each probe named `label` at top-1 joins `label`'s gallery for the probes after it (its score: the best over
+    its photos); `grown`: how many joined."""
+    found = torch.as_tensor(np.asarray(found, dtype=bool))
+    n, j, idx = len(found), gallery.labels.index(label), torch.nonzero(found).flatten().tolist()
+    S = gallery.scores(model_name, e[found]) if idx else None
+    added, raw, hit1, hit5, protected = [], [], 0, 0, [1] * n       # a probe without a face stays protected
+    for r, i in enumerate(idx):
+        row = S[r].clone()
+        if added: row[j] = torch.maximum(row[j], gallery.scores_to(model_name, e[i:i + 1], torch.stack(added))[0].max())
+        rank = int((row > row[j]).sum())                                # identities scoring above the person
+        hit1 += rank == 0; hit5 += rank < 5; raw.append(row[j])
+        if rank == 0: protected[i] = 0; added.append(e[i])
+    sim = torch.stack(raw) if raw else torch.empty(0)
+    out = dict(n=n, no_face=float((~found).float().mean()), top1=1 - hit1 / n, top5=1 - hit5 / n,
+               sim=float(sim.mean()) if len(sim) else float('nan'), sims=[round(float(v), 5) for v in sim],
+               protected=protected, grown=len(added))
+    out.update(verification(out['sims'], n, thresholds))
+    return out
 
 # %% ../nbs/06a_attacker.ipynb
 def _np(im): return np.asarray(im.convert('RGB'), dtype=np.float64) / 255
@@ -199,6 +239,7 @@ def portrait_quality(masker, photos=None, *, lpips_net: str | None = None) -> di
     return out
 
 # %% ../nbs/06a_attacker.ipynb
+def _unchanged(im): return im
 def _rgb(im) -> np.ndarray: return np.asarray(im.convert('RGB'))
 def _jpeg(q: int): return lambda im: jpeg(im, q)
 
@@ -242,18 +283,49 @@ def _screenshot(im):
     return up.resize(im.size, Image.BILINEAR)
 
 # %% ../nbs/06a_attacker.ipynb
-CONDITIONS: dict[str, Callable] = {
-    'clean': lambda im: im,
+GALLERIES = ('fixed', 'growing')
+
+@dataclass(frozen=True)
+class Condition:
+    """An attacker condition: `transform` (PIL image -> PIL image: the photo on its way), the `detector` (a name of
+    `facecloak.detectors.DETECTORS`) and `alignment` (`ALIGNMENTS`) the face is re-found and cropped with, and the
+    `gallery` searched (`GALLERIES`: 'fixed', `protection`; 'growing', `growing_protection`). Called, it applies `transform`."""
+    transform: Callable = _unchanged
+    detector: str = 'mtcnn'
+    alignment: str = 'landmarks'
+    gallery: str = 'fixed'
+    def __post_init__(self):
+        if not isinstance(self.detector, str): raise TypeError(f"a condition's detector is a name of DETECTORS, not {self.detector!r}")
+        object.__setattr__(self, 'detector', detector_name(self.detector))      # an alias read as its name; unknown: ValueError
+        if self.alignment not in ALIGNMENTS: raise ValueError(f"unknown alignment {self.alignment!r}; known: {', '.join(ALIGNMENTS)}")
+        if self.gallery not in GALLERIES: raise ValueError(f"unknown gallery {self.gallery!r}; known: {', '.join(GALLERIES)}")
+    def __call__(self, im): return self.transform(im)
+    @property
+    def changes_photo(self) -> bool:
+        "Whether the photo is changed (else the written file is attacked as it is)."
+        return self.transform is not _unchanged
+    @property
+    def own_pipeline(self) -> bool:
+        "Whether the face is found or cropped otherwise than in the gallery (MTCNN, landmarks)."
+        return (self.detector, self.alignment) != ('mtcnn', 'landmarks')
+
+# %% ../nbs/06a_attacker.ipynb
+CONDITIONS: dict[str, Callable] = {      # a `Condition`, or a plain function: its transform
+    'clean': _unchanged,
     'jpeg90': _jpeg(90), 'jpeg75': _jpeg(75), 'jpeg50': _jpeg(50), 'jpeg30': _jpeg(30),
     'down0.5': lambda im: im.resize((max(1, round(im.width * .5)), max(1, round(im.height * .5))), Image.BICUBIC),
     'down50': _down_up(.5), 'down25': _down_up(.25),
     'blur1': _blur, 'median3': _median3, 'bilateral': _bilateral, 'nlmeans': _nlmeans, 'tv': _tv,
     'phone': _phone, 'screenshot': _screenshot,
+    'det_retinaface': Condition(detector='retinaface'), 'det_scrfd': Condition(detector='scrfd'),
+    'det_yunet': Condition(detector='yunet'), 'det_box': Condition(alignment='box'),
+    'growing': Condition(gallery='growing'),
 }
 CONDITION_GROUPS: dict[str, tuple] = {
     'default': ('clean', 'jpeg75', 'jpeg50', 'down0.5', 'blur1', 'screenshot'),
     'cleanup': ('clean', 'jpeg90', 'jpeg75', 'jpeg50', 'jpeg30', 'down50', 'down25', 'blur1', 'median3', 'bilateral',
                 'nlmeans', 'tv', 'phone', 'screenshot'),
+    'detectors': ('clean', 'det_retinaface', 'det_scrfd', 'det_yunet', 'det_box'),
     'all': tuple(CONDITIONS),
 }
 
@@ -264,3 +336,19 @@ def expand_conditions(names) -> tuple:
     if bad := [c for c in out if c not in CONDITIONS]:
         raise ValueError(f'unknown {", ".join(bad)}; known: {", ".join(CONDITIONS)}; groups: {", ".join(CONDITION_GROUPS)}')
     return tuple(dict.fromkeys(out))
+
+def condition(name: str) -> Condition:
+    "The `Condition` registered as `name` (a plain function: its transform, with MTCNN, landmarks, the fixed gallery)."
+    if name not in CONDITIONS: expand_conditions([name])        # the ValueError that lists the known names
+    c = CONDITIONS[name]
+    return c if isinstance(c, Condition) else Condition(c)
+
+def check_conditions(names) -> tuple:
+    """`expand_conditions(names)`, each condition's detector weights found on disk first: a missing file is an
+    `AssetNotFoundError` (a FileNotFoundError) naming the condition, its detector, the file and FACECLOAK_MODEL_DIR."""
+    out = expand_conditions(names)
+    for c in out:
+        d = condition(c).detector
+        try: detector_weights(d)
+        except AssetNotFoundError as e: raise AssetNotFoundError(f"condition {c!r} re-detects with {d!r}, whose weights are missing: {e}") from None
+    return out

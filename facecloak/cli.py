@@ -475,7 +475,8 @@ def _split(s) -> tuple:
 def eval_config(a):
     "The `EvalConfig` of `facecloak eval`'s arguments `a`; a ValueError naming the option for a bad value."
     from facecloak.evaluate import EvalConfig, parse_method
-    from facecloak.attacker import expand_conditions
+    from facecloak.attacker import check_conditions
+    from facecloak.assets import AssetError
     if a.tiny: return EvalConfig(**TINY)
     plugins = tuple(str(Path(p).resolve()) for p in _split(getattr(a, 'plugins', None)))
     from facecloak.evaluate import load_plugins
@@ -489,8 +490,8 @@ def eval_config(a):
     for m in methods + sweep:
         try: parse_method(m)
         except ValueError as e: raise ValueError(f'--methods/--sweep: {e}') from None
-    try: conditions = expand_conditions(_split(a.conditions) or ('default',))
-    except ValueError as e: raise ValueError(f'--conditions: {e}') from None
+    try: conditions = check_conditions(_split(a.conditions) or ('default',))      # known, and their detectors' weights on disk
+    except (ValueError, AssetError) as e: raise ValueError(f'--conditions: {e}') from None
     for name, v, lo in (('--subjects', a.subjects, 1), ('--probes', a.probes, 1), ('--distractors', a.distractors, 0),
                         ('--workers', a.workers, 1), ('--portraits', getattr(a, 'portraits', 0), 0)):
         if v is not None and v < lo: raise ValueError(f'{name} {v} is out of range: give {lo} or more')
@@ -510,16 +511,19 @@ def cmd_eval(a) -> int:
     try: cfg = eval_config(a)
     except ValueError as e: return _err(str(e))
     from facecloak.evaluate import run_evaluation
-    from facecloak.report import summarize, markdown_table, plot_report
+    from facecloak.report import by_condition, summarize, markdown_table, plot_report
     t0 = time.time()
     rec = run_evaluation(cfg, a.out, scheduler=a.scheduler, n_workers=a.workers, memory_limit=a.memory_limit,
                          device=a.device, progress=sys.stderr.isatty())
-    rows = {c: summarize(rec, c) for c in cfg.conditions}
-    md = '\n\n'.join(f'### condition: {c}\n\n' + markdown_table(r) for c, r in rows.items())
+    rows, per_cond = {c: summarize(rec, c) for c in cfg.conditions}, by_condition(rec)
+    table = markdown_table(per_cond, cols=('method', 'epsilon', 'condition', 'people', 'top1', 'top5', 'no_face'))
+    md = '\n\n'.join(['### black-box protection per condition (worst: over every condition but growing)\n\n' + table]
+                     + [f'### condition: {c}\n\n' + markdown_table(r) for c, r in rows.items()])
     Path(a.out).with_suffix('.md').write_text(md + '\n')
+    print(table, file=sys.stderr)
     if a.figures: plot_report(rec, a.figures)
     print(json.dumps(dict(config=rec['config'], versions=rec['versions'], seconds=round(time.time() - t0, 1),
-                          summary=rows), default=str))
+                          summary=rows, by_condition=per_cond), default=str))
     return EXIT_OK
 
 # %% ../nbs/08_cli.ipynb
@@ -601,7 +605,8 @@ def _eval_parser(sub):
     e.add_argument('--epsilons', default='4,8,12', help='budgets in grey levels for the methods in --sweep (default 4,8,12)')
     e.add_argument('--sweep', default='universal1,facecloak', help='methods run at every --epsilons (the others at 8)')
     e.add_argument('--mode', default='fixed', choices=['fixed', 'loo'], help="'loo': a mask per target learned with the other models")
-    e.add_argument('--conditions', default=None, help='comma-separated attacker conditions or groups (cleanup, all; default: default)')
+    e.add_argument('--conditions', default=None, help='comma-separated attacker conditions or groups of facecloak.attacker.CONDITIONS: cleanup, detectors '
+                   '(det_retinaface, det_scrfd, det_yunet, det_box), growing (a gallery that grows), all (default: default)')
     e.add_argument('--distractors', type=int, default=500, help='distractor identities in the gallery (default 500)')
     e.add_argument('--portraits', type=int, default=0, metavar='N',
                    help='also measure each method\'s face quality at full resolution on N large portraits (CelebA-HQ 1024²; default 0)')

@@ -17,12 +17,13 @@ from . import align, synth, cloak
 from .models import LFW_THRESHOLDS, SURROGATES, TARGETS, embed, load_model, present
 from .assets import lfw_people, lfw_roles
 from .core import local_cluster
-from .attacker import (CONDITION_GROUPS, CONDITIONS, expand_conditions, Gallery, attacker_align, lpips_distance, native_quality, portrait_photos,
-                                portrait_quality, protection, quality, reverify, target_embed, verification)
+from .attacker import (ALIGNMENTS, CONDITION_GROUPS, CONDITIONS, GALLERIES, Condition, check_conditions, condition,
+                                expand_conditions, Gallery, attacker_align, growing_protection, lpips_distance, native_quality,
+                                portrait_photos, portrait_quality, protection, quality, reverify, target_embed, verification)
 from .dlib_attacker import ATTACKER_ONLY, NAME as FACE_RECOGNITION, FaceRecognitionAttacker
 from .report import (DEFAULTS_BEFORE, RESUME_BEFORE, LEARNT_WITH_DEFAULTS, by_box, defaults_in_words, load_record, load_records,
                               markdown_table, method_label, paired, parse_options, per_person, pin_defaults, plot_report,
-                              record_defaults, rename_methods, save_record, split_method, summarize, unpinned, worst_case)
+                              record_defaults, rename_methods, save_record, split_method, summarize, unpinned, worst_case, by_condition)
 
 # %% auto 0
 __all__ = ['DEV_PEOPLE', 'SPLIT_MIN_PHOTOS', 'METHODS', 'Subject', 'split_people', 'subjects', 'learn_options', 'protect',
@@ -171,12 +172,13 @@ def _quality_record(probes, written, lpips_net) -> dict:
     return qr
 
 def _degrade(written, cond, d) -> list:
-    "The `written` photos as the attacker gets them under condition `cond` (new files in `d` unless 'clean')."
-    if cond == 'clean': return written
+    "The `written` photos as the attacker gets them under condition `cond` (new files in `d` when it changes them)."
+    c = condition(cond)
+    if not c.changes_photo: return written
     paths = []
     for w in written:
         out = Path(d)/f'{Path(w).stem}_{cond}.png'
-        CONDITIONS[cond](align.load_photo(w)).save(out); paths.append(out)
+        c.transform(align.load_photo(w)).save(out); paths.append(out)
     return paths
 
 def _learn_seconds(masker, measured: float) -> float:
@@ -215,16 +217,22 @@ def evaluate_subject(subject: Subject, method: str, epsilon: float, *, targets: 
                     pq = portrait_quality(masker, portrait_photos(portraits), lpips_net=lpips_net)
                     recs[-1].update({f'portrait_{k}': v for k, v in pq.items() if k != 'per_photo'},   # and each portrait's, in order
                                     portrait_ssim_face_each=[round(r['ssim_face'], 5) for r in pq['per_photo']])
+            crops = {}                      # the attacker's crops per (photos, detector, alignment), made once
             for cond in conditions:
+                c = condition(cond)
                 paths = _degrade(written, cond, d)
-                x, found = attacker_align(paths, cache=False)
+                key, score = (tuple(map(str, paths)), c.detector, c.alignment), (growing_protection if c.gallery == 'growing' else protection)
                 for tname in ([target] if target else targets):
                     m = models[tname]
-                    e, fnd = target_embed(m, paths, x, found)       # face_recognition finds the faces itself
+                    fr = isinstance(m, FaceRecognitionAttacker)
+                    if fr and c.own_pipeline: continue                  # face_recognition finds and crops faces its own way
+                    if not fr and key not in crops: crops[key] = attacker_align(paths, c.detector, cache=False, alignment=c.alignment)
+                    e, fnd = target_embed(m, paths, *crops.get(key, (None, None)))     # face_recognition finds the faces itself
                     wb = mode != 'loo' and tname in used and tname not in ATTACKER_ONLY
-                    thr = m.thresholds if isinstance(m, FaceRecognitionAttacker) else LFW_THRESHOLDS.get(tname, {})
-                    recs.append(dict(base, kind='protection', target=tname, condition=cond,
-                                     box='white' if wb else 'black', **protection(gallery, tname, e, fnd, subject.name, thr)))
+                    thr = m.thresholds if fr else LFW_THRESHOLDS.get(tname, {})
+                    recs.append(dict(base, kind='protection', target=tname, condition=cond, box='white' if wb else 'black',
+                                     gallery=c.gallery, **({} if fr else dict(detector=c.detector, alignment=c.alignment)),
+                                     **score(gallery, tname, e, fnd, subject.name, thr)))
     return recs
 
 # %% ../nbs/06_evaluate.ipynb
@@ -309,7 +317,9 @@ def run_evaluation(cfg: EvalConfig, out: str | Path, *, scheduler=None, n_worker
     subs = _cfg_subjects(cfg)
     todo = [(s, m, e) for s in subs for m in cfg.methods for e in (cfg.epsilons if m in cfg.sweep else (cfg.main_epsilon,))
             if (s.name, m, round(float(e), 3)) not in done]
-    if todo: _warm(cfg_d, device)
+    if todo:
+        load_plugins(cfg.plugins); check_conditions(cfg.conditions)     # every condition known, its detector's weights on disk
+        _warm(cfg_d, device)
     bar = tqdm(total=len(todo), desc='evaluate', disable=not progress)
     def _collect(rs):
         rec['records'].extend(rs); save_record(rec, out); bar.update(1)

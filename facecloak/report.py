@@ -15,8 +15,8 @@ from .core import atomic_write
 # %% auto 0
 __all__ = ['DEFAULTS_BEFORE', 'RESUME_BEFORE', 'LEARNT_WITH_DEFAULTS', 'load_record', 'load_records', 'save_record',
            'parse_options', 'split_method', 'summarize', 'markdown_table', 'method_label', 'plot_report', 'by_box',
-           'per_person', 'paired', 'worst_case', 'rename_methods', 'record_defaults', 'unpinned', 'defaults_in_words',
-           'pin_defaults']
+           'per_person', 'paired', 'worst_case', 'by_condition', 'rename_methods', 'record_defaults', 'unpinned',
+           'defaults_in_words', 'pin_defaults']
 
 # %% ../nbs/06b_report.ipynb
 def _open(path, mode, gz=None):
@@ -82,12 +82,14 @@ def split_method(spec: str) -> tuple[str, dict]:
 # %% ../nbs/06b_report.ipynb
 def summarize(rec: dict, condition: str = 'clean') -> list[dict]:
     """Mean over subjects per (method, ε, target) of protection, and quality per (method, ε); when the record holds
-    several conditions, `worst_top1`: the mean over subjects of their lowest top-1 protection over all of them."""
+    several conditions against the fixed gallery, `worst_top1`: the mean over subjects of their lowest top-1 protection
+    over all of those (a growing gallery, another attacker, is left out: see `worst_case`)."""
     P = [r for r in rec['records'] if r['kind'] == 'protection' and r['condition'] == condition]
-    W, several = {}, len({r['condition'] for r in rec['records'] if r['kind'] == 'protection'}) > 1
-    for r in rec['records']:
+    F = [r for r in rec['records'] if r['kind'] == 'protection' and r.get('gallery', 'fixed') == 'fixed']
+    W, several = {}, len({r['condition'] for r in F}) > 1
+    for r in F:
         k = (r.get('method'), r.get('epsilon'), r.get('target'), r.get('box'), r.get('person'))
-        if several and r['kind'] == 'protection' and 'top1' in r: W[k] = min(W.get(k, 1.), r['top1'])
+        if several and 'top1' in r: W[k] = min(W.get(k, 1.), r['top1'])
     Q = [r for r in rec['records'] if r['kind'] == 'quality']
     rows = []
     keys = sorted({(r['method'], r['epsilon'], r['target'], r['box']) for r in P})
@@ -105,7 +107,8 @@ def summarize(rec: dict, condition: str = 'clean') -> list[dict]:
         rows.append(row)
     return rows
 
-def markdown_table(rows: list[dict], cols=('method', 'epsilon', 'target', 'box', 'top1', 'worst_top1', 'top5', 'ver_far1e-3', 'ssim_face', 'psnr_face')) -> str:
+def markdown_table(rows: list[dict], cols=('method', 'epsilon', 'condition', 'target', 'box', 'people', 'top1', 'worst_top1', 'top5', 'no_face',
+                                          'ver_far1e-3', 'ssim_face', 'psnr_face')) -> str:
     "A markdown table of `rows` (floats with 3 decimals)."
     cols = [c for c in cols if any(c in r for r in rows)]
     f = lambda v: f'{v:.3f}' if isinstance(v, float) else str(v)
@@ -244,13 +247,34 @@ def paired(rec: dict, base: str, method: str, *, other: dict | None = None, **kw
 
 # %% ../nbs/06b_report.ipynb
 def worst_case(rec: dict, method: str, *, box: str | None = 'black', key: str = 'top1', conditions=None, **kw) -> dict:
-    """{person: min over `conditions` (default: every condition recorded for `method`) of their `per_person` `key`};
-    `kw` (epsilon, targets) go to `per_person`. A person counts under the conditions recorded for them."""
-    conditions = conditions or sorted({r['condition'] for r in rec['records'] if r['kind'] == 'protection' and r['method'] == method})
+    """{person: min over `conditions` (default: every condition recorded for `method` against the fixed gallery, so
+    not 'growing') of their `per_person` `key`}; `kw` (epsilon, targets) go to `per_person`. A person counts under the
+    conditions recorded for them."""
+    conditions = conditions or sorted({r['condition'] for r in rec['records'] if r['kind'] == 'protection' and r['method'] == method
+                                       and r.get('gallery', 'fixed') == 'fixed'})
     out = {}
     for c in conditions:
         for p, v in per_person(rec, method, condition=c, box=box, key=key, **kw).items(): out[p] = min(out.get(p, v), v)
     return dict(sorted(out.items()))
+
+# %% ../nbs/06b_report.ipynb
+def by_condition(rec: dict, *, box: str | None = 'black', epsilon: float | None = None) -> list[dict]:
+    """Per (method, ε, condition), in the record's order of conditions: `people` and the mean over them of `per_person`
+    top-1, top-5 and `no_face` (over the targets in `box`); then a row 'worst': the mean of `worst_case` over the
+    fixed-gallery conditions (two or more), never the growing gallery's."""
+    P = [r for r in rec['records'] if r['kind'] == 'protection']
+    conds = list(dict.fromkeys(list(rec.get('config', {}).get('conditions', [])) + [r['condition'] for r in P]))
+    rows = []
+    for m, e in sorted({(r['method'], r['epsilon']) for r in P}):
+        if epsilon is not None and e != epsilon: continue
+        for c in conds:
+            pp = {k: per_person(rec, m, condition=c, box=box, key=k, epsilon=e) for k in ('top1', 'top5', 'no_face')}
+            if pp['top1']: rows.append(dict(method=m, epsilon=e, condition=c, people=len(pp['top1']),
+                                            **{k: float(np.mean(list(v.values()))) for k, v in pp.items() if v}))
+        fixed = sorted({r['condition'] for r in P if (r['method'], r['epsilon']) == (m, e) and r.get('gallery', 'fixed') == 'fixed'})
+        if len(fixed) > 1 and (w := worst_case(rec, m, box=box, conditions=fixed, epsilon=e)):
+            rows.append(dict(method=m, epsilon=e, condition='worst', people=len(w), top1=float(np.mean(list(w.values())))))
+    return rows
 
 # %% ../nbs/06b_report.ipynb
 def rename_methods(rec: dict, names: dict) -> dict:

@@ -107,6 +107,64 @@ def test_portraits_are_recorded_photo_by_photo(tmp_path):
     assert one['n'] == 1 and abs(one['ssim_face'] - each[0]) < 1e-4
 
 
+def test_the_attackers_own_detectors_and_growing_gallery_are_conditions(tmp_path, monkeypatch):
+    """Issue #38: `clean,detectors,growing` on the CI-sized run (2 people x 2 probes, 'none'): one record per condition
+    and target, each naming its detector, crop and gallery; the unprotected probes are found by every detector and
+    named (the box crop, a weaker attacker, may miss some); the growing gallery keeps each probe it names; a condition
+    whose detector finds no face counts its probes as protected and says so in `no_face`; the worst case leaves the
+    growing gallery out unless asked; `by_condition` has a row per condition and the worst case."""
+    from PIL import Image
+    from facecloak import attacker
+    from facecloak.cli import TINY
+    from facecloak.report import by_condition, worst_case
+    grey = attacker.Condition(lambda im: Image.new('RGB', im.size, 'grey'), detector='yunet')     # nothing to find
+    monkeypatch.setitem(attacker.CONDITIONS, 'grey_yunet', grey)
+    conds = attacker.expand_conditions('clean,detectors,growing') + ('grey_yunet',)
+    rec = run_evaluation(EvalConfig(**dict(TINY, methods=('none',), conditions=conds)), tmp_path/'d.json', progress=False)
+    P = [r for r in rec['records'] if r['kind'] == 'protection']
+    assert [r['condition'] for r in P if r['person'] == P[0]['person'] and r['target'] == 'edgeface_xs'] == list(conds)
+    by = {(r['person'], r['target'], r['condition']): r for r in P}
+    assert len(by) == len(P) == 2 * 2 * len(conds)
+    want = dict(clean=('mtcnn', 'landmarks', 'fixed'), det_retinaface=('retinaface', 'landmarks', 'fixed'),
+                det_scrfd=('scrfd', 'landmarks', 'fixed'), det_yunet=('yunet', 'landmarks', 'fixed'),
+                det_box=('mtcnn', 'box', 'fixed'), growing=('mtcnn', 'landmarks', 'growing'), grey_yunet=('yunet', 'landmarks', 'fixed'))
+    for r in P:
+        assert (r['detector'], r['alignment'], r['gallery']) == want[r['condition']]
+        if r['condition'] == 'grey_yunet': assert (r['no_face'], r['top1'], r['protected']) == (1., 1., [1, 1])
+        else: assert r['no_face'] == 0 and len(r['protected']) == 2
+        if r['condition'] in ('clean', 'det_retinaface', 'det_scrfd', 'det_yunet'): assert r['top1'] <= .5, r
+        if r['condition'] == 'growing':
+            clean = by[r['person'], r['target'], 'clean']
+            assert r['grown'] == 2 - sum(r['protected']) and r['protected'][0] == clean['protected'][0] and r['top1'] <= clean['top1']
+    assert by[P[0]['person'], 'edgeface_xs', 'det_yunet']['sims'] != by[P[0]['person'], 'edgeface_xs', 'clean']['sims']
+    # the worst case: every condition but the growing gallery, unless it is named
+    for r in P:
+        if r['condition'] == 'growing': r['top1'] = -1.                              # would show if it were counted
+    w = worst_case(rec, 'none')
+    assert w == worst_case(rec, 'none', conditions=[c for c in conds if c != 'growing']) and min(w.values()) >= 0
+    assert set(worst_case(rec, 'none', conditions=conds).values()) == {-1.}
+    rows = by_condition(rec)
+    assert [r['condition'] for r in rows] == list(conds) + ['worst'] and rows[-1]['top1'] == sum(w.values()) / len(w)   # not growing's -1
+    assert next(r for r in rows if r['condition'] == 'grey_yunet')['no_face'] == 1.
+
+
+def test_face_recognition_keeps_its_own_detector_under_the_attackers_conditions(tmp_path):
+    """face_recognition (dlib) finds and crops faces itself: a condition with another detector or crop has no record for
+    it, the growing gallery (same photos, another search) has; our models get a record for every condition."""
+    from facecloak import evaluate as ev
+    from facecloak.dlib_attacker import NAME
+    subs = ev.subjects(2, split='dev', max_probes=2)
+    models = {'mobilefacenet_ms1m': ev.load_target('mobilefacenet_ms1m', device='cpu'), NAME: ev.load_target(NAME)}
+    g = ev.Gallery(models, subs, n_distractors=20, cache=False)
+    recs = ev.evaluate_subject(subs[0], 'none', 8 / 255, targets=list(models), surrogates=None, gallery=g, models=models,
+                               conditions=('clean', 'det_yunet', 'det_box', 'growing'), lpips_net=None, workdir=tmp_path)
+    got = [(r['target'], r['condition'], r.get('detector')) for r in recs if r['kind'] == 'protection']
+    assert got == [('mobilefacenet_ms1m', 'clean', 'mtcnn'), (NAME, 'clean', None), ('mobilefacenet_ms1m', 'det_yunet', 'yunet'),
+                   ('mobilefacenet_ms1m', 'det_box', 'mtcnn'), ('mobilefacenet_ms1m', 'growing', 'mtcnn'), (NAME, 'growing', None)]
+    fr = [r for r in recs if r.get('target') == NAME]
+    assert fr[1]['gallery'] == 'growing' and fr[1]['top1'] == 0 and fr[1]['grown'] == 2      # clean photos: named, kept
+
+
 # ---------------------------------------------------------------------------------------------
 # Leak-freedom of the real defaults: checked against the people LFW's folders hold, not against a list
 # filtered beforehand. The evaluated people are both splits (dev and test).
