@@ -5,6 +5,7 @@
 # %% ../nbs/11_app.ipynb 2
 from __future__ import annotations
 import atexit, base64, html, io, os, shutil, tempfile, threading, time, warnings, zipfile
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -16,17 +17,19 @@ from . import dlib_attacker
 from .align import PhotoError, NoFaceError, align, detect, load_photo
 from .app_launch import STEPS_ENV
 from .apply import DEFAULT_REFINE
-from .check import check_photo
+from .check import REAL_TOOL, check_photo
 from .cli import chunks, output_path, parser as cli_parser, protect_chunk, safe_name
 from .cloak import Mask, learn_mask
 from .models import TARGETS, load_model, present
-from .video import apply_video, is_video, video_ext
+from .video import VideoError, apply_video, is_video, pick_keyframes, read_frames, video_ext
 from .widgets import Cancelled, mask_image, shown_delta, to_png
 
 # %% auto 0
-__all__ = ['MODES', 'EPSILONS', 'DEFAULT_EPSILON', 'TRADEOFF', 'INTRO', 'STYLE', 'refine_steps', 'tradeoff_words', 'why',
-           'uploaded', 'unique_path', 'apply_args', 'photo_options', 'protect_files', 'zip_bytes', 'download_link',
-           'changed_box', 'magnified', 'available_models', 'real_tool', 'check_sentence', 'ProtectApp', 'file_notes']
+__all__ = ['MODES', 'EPSILONS', 'DEFAULT_EPSILON', 'TRADEOFF', 'FACE_RECOGNITION', 'VIDEO_FRAMES', 'MAX_INLINE', 'CLIP_FORMATS',
+           'INTRO', 'STYLE', 'refine_steps', 'tradeoff_words', 'why', 'uploaded', 'unique_path', 'apply_args',
+           'photo_options', 'protect_files', 'zip_bytes', 'download_link', 'changed_box', 'magnified',
+           'available_models', 'real_tool', 'check_sentence', 'kept_words', 'frames_at', 'sampled_frames',
+           'check_frames', 'clip_sentence', 'clip_view', 'face_box', 'ProtectApp', 'file_notes']
 
 # %% ../nbs/11_app.ipynb
 MODES = {'strong': DEFAULT_REFINE, 'fast': 0}   # the page's two modes as `Mask.apply(refine=K)`; strong = the library's default
@@ -108,19 +111,19 @@ def _protect_clip(mask, r: dict, a, inputs):
     dst = output_path(r['src'], r['src'].parent, a.output, video_ext(r['src']), inputs)
     rep = apply_video(mask, r['src'], dst, detect_every=a.detect_every, detector=a.detector, max_side=a.detect_side or 640,
                       refine=a.refine or 0, crf=a.crf, device=a.device, overwrite=a.overwrite, progress=False)
-    r['dst'], r['note'] = dst, f'{rep.cloaked} of {rep.frames} frames cloaked'
+    r['dst'], r['frames'], r['note'] = dst, rep.frames, f'{rep.cloaked} of {rep.frames} frames cloaked'
 
 def protect_files(mask, files, folder, mode: str = 'strong', *, cancel=None, progress=None) -> list[dict]:
     """Protect the uploaded `files` ((name, bytes) pairs) with `mask` in `mode` as `facecloak apply` does (its chunks,
     options, file rules and EXIF cleaning), into `folder`/out; one record per file, in order: name, src, dst (None
-    when skipped), why (the reason), video. `cancel`: an Event checked between chunks and videos;
+    when skipped), why (the reason), video, frames (a protected clip's). `cancel`: an Event checked between chunks and videos;
     `progress(done, total)`."""
     a = apply_args(Path(folder)/'out', refine_steps(mode))
     Path(a.output).mkdir(parents=True, exist_ok=True)
     recs = []
     for name, data in files:
         p = unique_path(Path(folder)/'in', name); p.write_bytes(data)
-        recs.append(dict(name=name, src=p, dst=None, why=None, video=is_video(p), note=''))
+        recs.append(dict(name=name, src=p, dst=None, why=None, video=is_video(p), frames=0, note=''))
     inputs, by_src, done = frozenset(r['src'].resolve() for r in recs), {str(r['src']): r for r in recs}, 0
     for part in chunks([(r['src'], r['src'].parent, None) for r in recs if not r['video']]):
         _stop(cancel)
@@ -161,12 +164,12 @@ def changed_box(a: np.ndarray, b: np.ndarray) -> tuple | None:
     ys, xs = np.nonzero((a != b).reshape(*a.shape[:2], -1).any(-1))
     return None if not len(ys) else (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1)
 
-def magnified(before, after, side: int = 200) -> tuple:
-    """The face at 100 %: (before, after, difference x10) crops of `side` pixels (at most the photo) around the pixels the
-    cloak changed; the difference is 128 + 10 x (after - before), clipped."""
+def magnified(before, after, side: int = 200, box: tuple | None = None) -> tuple:
+    """The face at 100 %: (before, after, difference x10) crops of `side` pixels (at most the photo) centred on `box`
+    ((y0, y1, x0, x1); default: around the pixels the cloak changed); the difference is 128 + 10 x (after - before), clipped."""
     a, b = np.asarray(before.convert('RGB')), np.asarray(after.convert('RGB'))
     if a.shape != b.shape: raise ValueError(f'the photos differ in size: {a.shape} and {b.shape}')
-    box = changed_box(a, b) or (0, a.shape[0], 0, a.shape[1])
+    box = box or changed_box(a, b) or (0, a.shape[0], 0, a.shape[1])
     h, w = min(side, a.shape[0]), min(side, a.shape[1])
     cy, cx = (box[0] + box[1]) // 2, (box[2] + box[3]) // 2
     y0, x0 = min(max(0, cy - h // 2), a.shape[0] - h), min(max(0, cx - w // 2), a.shape[1] - w)
@@ -194,11 +197,102 @@ def check_sentence(res: dict, quality: dict | None = None, real=None) -> str:
     else: s = (f'Partly protected: {k} of {n} face-recognition models no longer match this photo to you; '
                f'{len(still)} still do ({", ".join(still)}).')
     if real is not None:
-        s += (' face_recognition (the free tool many scrapers use) ' + ('finds no face in it.' if real.after is None else
+        s += (f' {FACE_RECOGNITION} ' + ('finds no face in it.' if real.after is None else
               'no longer recognises you.' if real.protected else 'still recognises you.'))
-    if quality and 'ssim_face' in quality:
-        s += f' Your face keeps {quality["ssim_face"]:.0%} of its structure (SSIM {quality["ssim_face"]:.3f}).'
+    if quality and 'ssim_face' in quality: s += kept_words(quality['ssim_face'])
     return s
+
+FACE_RECOGNITION = 'face_recognition (the free tool many scrapers use)'
+
+def kept_words(ssim: float, how: str = '') -> str:
+    "How much of the face's structure the cloak kept, in words (SSIM of the face; `how`: what the number is, e.g. a mean)."
+    return f' Your face keeps {ssim:.0%} of its structure (SSIM {ssim:.3f}{how}).'
+
+# %% ../nbs/11_app.ipynb
+VIDEO_FRAMES = 3               # frames of a protected clip that are checked (and the middle one magnified), spread over it
+MAX_INLINE = 50 << 20          # bytes: a larger clip is not put in the page to play (a sentence says so; the zip has it)
+CLIP_FORMATS = {'.mp4': 'mp4', '.m4v': 'mp4', '.mov': 'quicktime', '.webm': 'webm', '.mkv': 'x-matroska'}   # video/<format>
+
+def frames_at(src, idx) -> dict:
+    """{index: frame} of the clip `src` at the frame indices `idx`: upright RGB PIL images, decoded as
+    `facecloak.video.read_frames` decodes them (up to the last one wanted); indices past the clip's end are left out."""
+    want, out = set(idx), {}
+    with closing(read_frames(src)) as frames:
+        for i, f in enumerate(frames):
+            if i in want: out[i] = Image.fromarray(f)
+            if len(out) == len(want): break
+    return out
+
+def sampled_frames(src, dst, n: int, k: int = VIDEO_FRAMES) -> tuple[list, list, list]:
+    """(indices, original frames, protected frames): `k` frames spread over a clip of `n` frames (the middles of `k`
+    equal parts), of the original `src` and of its protected copy `dst`, at the same indices."""
+    idx = pick_keyframes(0, n, k)
+    a, b = frames_at(src, idx), frames_at(dst, idx)
+    idx = [i for i in idx if i in a and i in b]
+    if not idx: raise VideoError(f'{Path(dst).name}: none of its frames could be decoded')
+    return idx, [a[i] for i in idx], [b[i] for i in idx]
+
+# %% ../nbs/11_app.ipynb
+def check_frames(mask, before: list, after: list, models: dict, real_tool=None) -> list:
+    """`facecloak.check.check_photo` of each protected frame in `after` against its original in `before` (with the
+    face's quality; `real_tool`: face_recognition too): (result, quality) per frame, None for a frame with no face."""
+    out = []
+    for a, b in zip(before, after):
+        try: out.append(check_photo(mask, b, models, original=a, with_quality=True, real_tool=real_tool))
+        except NoFaceError: out.append(None)
+    return out
+
+def _models_words(seen: list[dict]) -> str:
+    "What the recognition models say of the frames with a face (`check_photo` results): the worst frame counts."
+    names = [m for m in seen[0] if m != REAL_TOOL]
+    still = {m: sum(not r[m][3] for r in seen) for m in names}        # frames in which each model still matches you
+    lost, n, f = [m for m in names if still[m]], len(names), len(seen)
+    if not n: return 'No recognition model is installed here, so protection could not be checked.'
+    if not lost: return f'Protected: none of the {n} face-recognition models here matches you in any checked frame.'
+    counts = ", ".join(f"{m} in {still[m]} of {f}" for m in lost)
+    if len(lost) < n: return (f'Partly protected: {n - len(lost)} of {n} face-recognition models here no longer match you in any '
+                              f'checked frame; {len(lost)} still {"does" if len(lost) == 1 else "do"} ({counts}).')
+    return (f'Not protected: all {n} face-recognition models here still match you in ' +
+            ('every checked frame.' if all(still[m] == f for m in names) else f'at least one checked frame ({counts}).'))
+
+def _tool_words(seen: list[dict]) -> str:
+    "What face_recognition says of the frames with a face, when it ran on them."
+    rows = [r[REAL_TOOL] for r in seen if REAL_TOOL in r and not isinstance(r[REAL_TOOL][3], str)]    # str: why it could not
+    if not rows: return ''
+    hit = sum(not p for _, _, _, p in rows)
+    return f' {FACE_RECOGNITION} ' + ('finds no face in the checked frames.' if all(a is None for _, a, _, _ in rows) else
+                                      'no longer recognises you in any checked frame.' if not hit else
+                                      f'still recognises you in {hit} of {len(rows)} frames.')
+
+def clip_sentence(checks: list) -> str:
+    """One plain sentence (or a few) on a protected clip from its checked frames (`check_frames`): the frames, what the
+    recognition models and face_recognition say (the worst frame counts), how much of the face is kept (mean SSIM)."""
+    k, seen = len(checks), [c[0] for c in checks if c]
+    head = f'Checked {k} frames across the clip'
+    if not seen: return head + ': no face found in the checked frames, so protection could not be checked.'
+    head += (f' (no face found in {k - len(seen)} of them)' if len(seen) < k else '') + '. '
+    ssim = [q['ssim_face'] for c in checks if c for q in c[1:] if q and 'ssim_face' in q]
+    return (head + _models_words(seen) + _tool_words(seen)
+            + (kept_words(float(np.mean(ssim)), ', mean of the frames') if ssim else ''))
+
+# %% ../nbs/11_app.ipynb
+def clip_view(path, width: int = 300, limit: int = MAX_INLINE) -> W.Widget:
+    "The clip at `path` to play in the page (not started, looping), or a sentence when it is over `limit` bytes."
+    path = Path(path); size = path.stat().st_size
+    if size > limit:
+        return W.HTML(f'<div style="width:{width}px"><small>{html.escape(path.name)} is {size / 2**20:.1f} MB: too large to '
+                      f'play in this page (up to {limit / 2**20:.0f} MB); open it with your video player.</small></div>'
+                      ).add_class('fc-clip-too-large')
+    fmt = CLIP_FORMATS.get(path.suffix.lower(), path.suffix.lower().lstrip('.'))
+    return W.Video(value=path.read_bytes(), format=fmt, autoplay=False, loop=True, controls=True,
+                   width=str(width)).add_class('fc-clip')
+
+def face_box(mask, img) -> tuple | None:
+    "(y0, y1, x0, x1) of the user's face in `img` (the one `mask.select_face` picks among those detected), or None."
+    faces = detect(img)
+    if not faces: return None
+    x0, y0, x1, y1 = (int(v) for v in mask.select_face(img, faces).box)
+    return y0, y1, x0, x1
 
 # %% ../nbs/11_app.ipynb
 INTRO = """<h2 style="margin-bottom:4px">facecloak: protect your photos from face recognition</h2>
@@ -219,8 +313,11 @@ def _image(img, side: int | None = None, css: str = '') -> W.Image:
     im = W.Image(value=to_png(img, side), format='png')
     return im.add_class(css) if css else im
 
-def _captioned(caption: str, widget) -> W.VBox:
-    return W.VBox([W.HTML(f'<small>{caption}</small>'), widget])
+def _captioned(caption: str, widget, keep: bool = False) -> W.VBox:
+    """`widget` under a small caption, never stretched by a wider caption; `keep`: never shrunk to fit the row either
+    (an image shown at 100 %: the whole photos shrink instead)."""
+    return W.VBox([W.HTML(f'<small>{caption}</small>'), widget],
+                  layout=W.Layout(align_items='flex-start', flex='0 0 auto' if keep else '0 1 auto'))
 
 # %% ../nbs/11_app.ipynb
 class ProtectApp:
@@ -458,7 +555,7 @@ def _protect(self: ProtectApp, files, mode: str):
     if done:
         self.zip_link.value = download_link(zip_bytes([r['dst'] for r in done], folder/'out'), 'protected.zip',
                                             f'Download all {len(done)} protected file(s) (zip)', mime='application/zip')
-    self._say(self.protect_status, f'{len(done)} protected, {len(recs) - len(done)} skipped. Checking each photo …', 'ok')
+    self._say(self.protect_status, f'{len(done)} protected, {len(recs) - len(done)} skipped. Checking each file …', 'ok')
     self.protect_progress.bar_style = 'success'
     self._check(done)
 
@@ -488,27 +585,55 @@ def _row(self: ProtectApp, r: dict) -> tuple[W.VBox, W.HTML]:
     a, b, d = magnified(before, after)
     sentence = W.HTML('<i>checking …</i>').add_class('fc-sentence')
     views = W.HBox([_captioned('before', _image(before, 300)), _captioned('after', _image(after, 300)),
-                    _captioned('face at 100 %: before', _image(a, None, 'fc-mag')), _captioned('after', _image(b)),
-                    _captioned('difference ×10', _image(d, None, 'fc-diff'))])
+                    _captioned('face at 100 %: before', _image(a, None, 'fc-mag'), True), _captioned('after', _image(b), True),
+                    _captioned('difference ×10', _image(d, None, 'fc-diff'), True)])
     row = W.VBox([W.HTML(f'<b>{html.escape(r["name"])}</b>'), views, sentence],
                  layout=W.Layout(border_bottom='1px solid #eee', padding='4px 0')).add_class('fc-row')
     return row, sentence
 
 @patch
-def _check(self: ProtectApp, done: list[dict]):
+def _video_row(self: ProtectApp, r: dict) -> tuple[W.VBox, W.HTML, tuple]:
+    """The before/after view of one protected clip: both clips to play side by side, then its middle sampled frame's
+    face at 100 % and difference x10; its sentence (filled by the check); its sampled frames (original, protected)."""
+    idx, before, after = sampled_frames(r['src'], r['dst'], r['frames'])
+    m = len(idx) // 2
+    a, b, d = magnified(before[m], after[m], box=face_box(self.mask, before[m]))
+    sentence = W.HTML('<i>checking …</i>').add_class('fc-sentence')
+    clips = W.HBox([_captioned('before', clip_view(r['src'])), _captioned('after', clip_view(r['dst']))])
+    views = W.HBox([_captioned(f'frame {idx[m] + 1} of {r["frames"]}, face at 100 %: before', _image(a, None, 'fc-mag'), True),
+                    _captioned('after', _image(b), True),
+                    _captioned('difference ×10 (the encoder’s grain too)', _image(d, None, 'fc-diff'), True)])
+    row = W.VBox([W.HTML(f'<b>{html.escape(r["name"])}</b> <small>({html.escape(r["note"])})</small>'), clips, views, sentence],
+                 layout=W.Layout(border_bottom='1px solid #eee', padding='4px 0')).add_class('fc-row').add_class('fc-video-row')
+    return row, sentence, (before, after)
+
+@patch
+def _rows(self: ProtectApp, done: list[dict]) -> list[tuple]:
+    """A row per protected file on the page, in order: (record, its sentence, its sampled frames or None); a file that
+    cannot be shown gets a line saying why, and the others go on."""
     rows = []
     for r in done:
-        if r['video']:
-            self.results.children += (W.HTML(f'<b>{html.escape(r["name"])}</b>: video protected ({r["note"]}); the check runs on photos.'),)
+        try: row, sentence, frames = self._video_row(r) if r['video'] else (*self._row(r), None)
+        except Exception as e:
+            self.results.children += (W.HTML(f'<span style="{STYLE["warn"]}">{html.escape(r["name"])}: could not show it: '
+                                             f'{html.escape(why(e, r["src"], r["name"]))}</span>'),)
             continue
-        row, sentence = self._row(r); rows.append((r, sentence)); self.results.children += (row,)
-    if not rows: return
-    self._say(self.protect_status, 'Checking each photo against every recognition model here …', 'info')
+        rows.append((r, sentence, frames)); self.results.children += (row,)
+    return rows
+
+@patch
+def _check(self: ProtectApp, done: list[dict]):
+    "Show each protected file, then check each one against every recognition model here, filling its sentence."
+    rows = self._rows(done)
+    if not rows:
+        return self._say(self.protect_status, 'Nothing was protected: the line of each file above says why.' if not done else
+                         f'{len(done)} file(s) protected, but none could be shown or checked: see why below.', 'warn')
+    self._say(self.protect_status, 'Checking each file against every recognition model here …', 'info')
     models = self.models()
     if self._tool is None: self._tool = real_tool() or False
-    for k, (r, sentence) in enumerate(rows):
+    for k, (r, sentence, frames) in enumerate(rows):
         _stop(self._cancel)
-        try: sentence.value = html.escape(self.check_one(r, models))
+        try: sentence.value = html.escape(self.check_clip(*frames, models) if frames else self.check_one(r, models))
         except Exception as e: sentence.value = f'<span style="{STYLE["warn"]}">Could not check it: {html.escape(why(e, r["src"], r["name"]))}</span>'
         self.protect_progress.max, self.protect_progress.value = len(rows), k + 1
     tool = '' if self._tool else ' (face_recognition, the tool many scrapers use, is not installed here: see README to add it)'
@@ -524,3 +649,8 @@ def check_one(self: ProtectApp, r: dict, models: dict) -> str:
     s = check_sentence(res, q, real)
     if n > 1: s = f'{n} faces in this photo: yours (the one most like your cloak’s photo) was protected, the others left as they were. ' + s
     return s
+
+@patch
+def check_clip(self: ProtectApp, before: list, after: list, models: dict) -> str:
+    "The sentence for one protected clip: its sampled frames checked as photos are (`check_frames`), in `clip_sentence`'s words."
+    return clip_sentence(check_frames(self.mask, before, after, models, real_tool=self._tool or None))

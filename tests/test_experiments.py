@@ -231,3 +231,19 @@ def test_label_points_keeps_labels_apart_and_inside():
     P = ax.transData.transform(np.array(xy))
     assert not any(b.contains(*p) for b in boxes for p in P)
     plt.close(fig)
+
+
+def test_robustness_table_comes_from_the_committed_record(tmp_path):
+    "experiments/robustness.md's table and figure are made from the committed test-split record by robustness.py."
+    rec = ROOT/'data/eval/test_robust.json.gz'
+    r = subprocess.run([sys.executable, str(ROOT/'experiments/robustness.py'), str(rec), '--figure', str(tmp_path/'r.png')],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    table = r.stdout.split('\n\nBlack-box')[0].strip()
+    assert table in (ROOT/'experiments/robustness.md').read_text(), 'experiments/robustness.md is out of date with its record'
+    rows = {l.split('|')[1].strip(): l for l in table.splitlines()[2:]}
+    assert {'clean', 'det_yunet', 'det_box', 'nlmeans', '**worst case (all but growing)**', 'growing gallery (separate)'} <= set(rows)
+    worst = [float(v.strip(' *')) for v in rows['**worst case (all but growing)**'].split('|')[2:-1]]
+    clean = [float(v.strip(' *').split(' ')[0]) for v in rows['clean'].split('|')[2:-1]]
+    assert all(w <= c for w, c in zip(worst, clean)), (worst, clean)      # the worst case cannot beat the clean condition
+    assert (tmp_path/'r.png').stat().st_size > 10_000
