@@ -78,6 +78,8 @@ class CloakConfig:
     visibility: float = 1.0            # weight of the `visibility` term (1 - SSIM of an image with δ, magnified) in the loss; 0: off
     visibility_scale: float = 4.0      # ... the magnification it is seen at (a 1024² portrait's face is ~4-5x the aligned size)
     refine_visibility: float = 4.0     # weight of the `visibility` term in the refine dial's per-photo steps (`Mask.refined`), seen at the photo's own magnification; 0: off
+    refine_step_frac: float | None = None   # the refine dial's step α as a fraction of epsilon; None: `step_frac`, as in learning
+    refine_purify: float = 0.5         # probability that a refine step's batch passes an attacker's clean-up (the `purify` input transform, `PURIFIERS`); 0: off
     # input transforms
     diversity: dict = field(default_factory=_default_diversity)   # {TRANSFORMS name: parameters}, applied in order; {} or False: none
     # other people (the cross-identity prior's pool) in every batch
@@ -110,6 +112,8 @@ class CloakConfig:
         _check(self.mix >= 0 and self.mix_pool >= (1 if self.mix else 0), f"mix must be >= 0 and mix_pool >= 1, got {self.mix}, {self.mix_pool}")
         _check(self.band > 0, f"band must be > 0 aligned pixels, got {self.band}")
         _check(self.refine_visibility >= 0, f"refine_visibility must be >= 0, got {self.refine_visibility}")
+        _check(self.refine_step_frac is None or self.refine_step_frac > 0, f"refine_step_frac must be > 0 or None, got {self.refine_step_frac}")
+        _check(0 <= self.refine_purify <= 1, f"refine_purify is a probability in [0, 1], got {self.refine_purify}")
         _check(self.visibility >= 0 and self.visibility_scale >= 1,
                f"visibility must be >= 0 and visibility_scale >= 1, got {self.visibility}, {self.visibility_scale}")
         _check(len(self.size) == 2, f"size must be (H, W), got {self.size}")
@@ -197,4 +201,4 @@ def preset(name: str, **overrides) -> dict:
 
 LEARN_INPUTS = ('photo', 'config', 'images', 'reference', 'anchor', 'bank', 'exclude', 'surrogates', 'device', 'synth',
                 'init', 'callback', 'progress')    # `learn_mask`'s own keywords (not `CloakConfig` fields)
-APPLY_OPTIONS = ('refine_visibility', 'region')   # `CloakConfig` fields a learnt mask can take after learning: how it is applied (the refine dial, where it paints)
+APPLY_OPTIONS = ('refine_visibility', 'refine_step_frac', 'refine_purify', 'region')   # `CloakConfig` fields a learnt mask can take after learning: how it is applied (the refine dial, where it paints)

@@ -5,13 +5,15 @@
 # %% ../nbs/05e_transforms.ipynb 2
 from __future__ import annotations
 from functools import partial
-import torch
+import numpy as np
+import torch, torch.nn.functional as F
 
 from .core import gaussian_blur, jpeg_like
 from .cloak_trainset import affine_warp, uniform_draws
 
 # %% auto 0
-__all__ = ['TRANSFORMS', 'random_affine', 'applies', 'random_blur', 'random_jpeg', 'input_transforms', 'diversify']
+__all__ = ['TRANSFORMS', 'PURIFIERS', 'random_affine', 'applies', 'random_blur', 'random_jpeg', 'input_transforms', 'diversify',
+           'down_up', 'median3', 'through', 'random_purify']
 
 # %% ../nbs/05e_transforms.ipynb
 def random_affine(x, gen, shift: float, scale: float, rotate: float):
@@ -46,3 +48,37 @@ def diversify(x, gen: torch.Generator, transforms) -> torch.Tensor:
     if isinstance(transforms, dict): transforms = input_transforms(transforms)
     for t in transforms: x = t(x, gen)
     return x
+
+# %% ../nbs/05e_transforms.ipynb
+def down_up(x, s: float) -> torch.Tensor:
+    "The batch scaled by `s` (bicubic, antialiased) and back to its size: a small copy viewed large."
+    small = F.interpolate(x, scale_factor=s, mode='bicubic', antialias=True, align_corners=False)
+    return F.interpolate(small, size=x.shape[-2:], mode='bicubic', align_corners=False).clamp(0, 1)
+
+def median3(x) -> torch.Tensor:
+    "The 3×3 median of each channel (reflected border)."
+    p = F.pad(x, (1, 1, 1, 1), mode='reflect').unfold(2, 3, 1).unfold(3, 3, 1)
+    return p.reshape(*x.shape, 9).median(-1).values
+
+def through(x, f) -> torch.Tensor:
+    "`f` (an 8-bit RGB array (H,W,3) -> array) on each image of `x`, its gradient passed straight through (BPDA)."
+    a = (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    y = torch.stack([torch.from_numpy(np.ascontiguousarray(f(i))) for i in a]).permute(0, 3, 1, 2).to(x)
+    return x + (y / 255 - x).detach()
+
+def _bilateral(a): import cv2; return cv2.bilateralFilter(a, 9, 75, 75)
+def _nlmeans(a): import cv2; return cv2.fastNlMeansDenoisingColored(a, None, 6, 6, 7, 21)
+def _tv(a):
+    from skimage.restoration import denoise_tv_chambolle
+    return (denoise_tv_chambolle(a / 255., weight=.05, channel_axis=-1) * 255).round().clip(0, 255).astype(np.uint8)
+
+PURIFIERS = {'bilateral': partial(through, f=_bilateral), 'nlmeans': partial(through, f=_nlmeans), 'tv': partial(through, f=_tv),
+             'median3': median3, 'down50': partial(down_up, s=.5), 'down25': partial(down_up, s=.25)}
+
+def random_purify(x, gen, p: float = 0.5, kinds: tuple = tuple(PURIFIERS)):
+    "With probability `p`, the batch through one purifier of `kinds` (`PURIFIERS` names), drawn from `gen`."
+    if applies(p, gen):
+        x = PURIFIERS[kinds[int(torch.randint(len(kinds), (1,), generator=gen))]](x)
+    return x
+
+TRANSFORMS['purify'] = random_purify

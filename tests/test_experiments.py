@@ -235,9 +235,9 @@ def test_label_points_keeps_labels_apart_and_inside():
 
 def test_robustness_table_comes_from_the_committed_record(tmp_path):
     "experiments/robustness.md's table and figure are made from the committed test-split record by robustness.py."
-    rec = ROOT/'data/eval/test_robust.json.gz'
-    r = subprocess.run([sys.executable, str(ROOT/'experiments/robustness.py'), str(rec), '--figure', str(tmp_path/'r.png')],
-                       capture_output=True, text=True, timeout=300)
+    recs = [ROOT/'data/eval/test_robust.json.gz', ROOT/'data/eval/test_robust_purify.json.gz']
+    r = subprocess.run([sys.executable, str(ROOT/'experiments/robustness.py'), *map(str, recs), '--exclude-targets', 'edgeface_xs_adapted',
+                        '--figure', str(tmp_path/'r.png')], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     table = r.stdout.split('\n\nBlack-box')[0].strip()
     assert table in (ROOT/'experiments/robustness.md').read_text(), 'experiments/robustness.md is out of date with its record'
@@ -247,3 +247,76 @@ def test_robustness_table_comes_from_the_committed_record(tmp_path):
     clean = [float(v.strip(' *').split(' ')[0]) for v in rows['clean'].split('|')[2:-1]]
     assert all(w <= c for w, c in zip(worst, clean)), (worst, clean)      # the worst case cannot beat the clean condition
     assert (tmp_path/'r.png').stat().st_size > 10_000
+
+
+def _adapted(monkeypatch, cache):
+    "experiments/adapted.py imported afresh with $FACECLOAK_CACHE_DIR at `cache`; the registries it touches are restored after the test."
+    from facecloak import models as M, assets
+    for d, k in ((M.LOADERS, 'edgeface_xs_adapted'), (M.LFW_THRESHOLDS, 'edgeface_xs_adapted'), (assets.REGISTRY, 'edgeface_xs_adapted')):
+        if k in d: monkeypatch.setitem(d, k, d[k])
+        else: monkeypatch.setitem(d, k, None); monkeypatch.delitem(d, k)     # undo deletes what the plugin adds
+    monkeypatch.setenv('FACECLOAK_CACHE_DIR', str(cache))
+    spec = importlib.util.spec_from_file_location('adapted_under_test', ROOT/'experiments'/'adapted.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
+def test_adapted_plugin_registers_the_model_and_names_the_missing_file(tmp_path, monkeypatch):
+    "Importing experiments/adapted.py registers edgeface_xs_adapted; without its weights file, the error names the file and the command."
+    import torch
+    from facecloak import models as M
+    mod = _adapted(monkeypatch, tmp_path)
+    assert 'edgeface_xs_adapted' in M.LOADERS and 'edgeface_xs_adapted' not in M.SURROGATES
+    f = tmp_path/'adapted'/'edgeface_xs_adapted.safetensors'
+    assert mod.weights_file() == f
+    with pytest.raises(FileNotFoundError, match=r'edgeface_xs_adapted\.safetensors') as e:
+        M.load_model('edgeface_xs_adapted', device='cpu', cache=False)
+    assert str(f) in str(e.value) and 'experiments/adapted.py train' in str(e.value)
+    # a weights file (safetensors, never a pickle) of the EdgeFace-XS architecture loads as a 512-d model
+    from safetensors.torch import save_file
+    f.parent.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in M.EdgeFace('edgenext_x_small').state_dict().items()}, str(f))
+    m = M.load_model('edgeface_xs_adapted', device='cpu', cache=False)
+    e = m(torch.rand(2, 3, 112, 112))
+    assert e.shape == (2, 512) and torch.allclose(e.norm(dim=1), torch.ones(2), atol=1e-4)
+    # the attacker's training people are never evaluated and never gallery distractors
+    from facecloak.assets import lfw_roles
+    from facecloak.evaluate import split_people
+    others, roles = mod.other_people(), lfw_roles()
+    assert len(others) > 100 and {roles[p] for p in others} == {'anchor'}
+    assert not set(others) & (set(split_people('dev')) | set(split_people('test')))
+
+
+def test_adapted_table_comes_from_the_committed_record():
+    "experiments/adapted.md's paired table (edgeface_xs against its fine-tuned copy) is rebuilt from data/eval/test_adapted.json.gz."
+    rec = ROOT/'data'/'eval'/'test_adapted.json.gz'
+    rows = _table_rows('adapted.py', ['table', rec], 'adapted.md', '| method')
+    assert [r.split(' | ')[0] for r in rows] == ['| none', '| plain mask', '| default (refine 20)', '| per-photo PGD']
+    from facecloak.evaluate import load_record, split_people
+    people = {x['person'] for x in load_record(rec)['records']}
+    assert people <= set(split_people('test'))
+    assert {x['target'] for x in load_record(rec)['records'] if x['kind'] == 'protection'} == {'edgeface_xs', 'edgeface_xs_adapted'}
+
+
+def test_robustness_counter_tables_come_from_the_committed_records():
+    "The purifier counter in experiments/robustness.md: the dev-split choice and the test-split run, paired per person, rebuilt from their records."
+    base = 'facecloak[refine=20]'
+    dev = _table_rows('robustness.py', ['data/eval/dev24_purify.json.gz', '--base', base], 'robustness.md', '| condition')
+    test = _table_rows('robustness.py', ['data/eval/test_robust.json.gz', 'data/eval/test_robust_purify.json.gz',
+                                         '--exclude-targets', 'edgeface_xs_adapted', '--base', base], 'robustness.md', '| condition')
+    for rows in (dev, test):                                     # the chosen counter lifts the worst case, every person up or level
+        worst = next(r for r in rows if r.startswith('| **worst case**'))
+        cells = [c.strip() for c in worst.strip('|').split('|')]
+        i = next(k for k, c in enumerate(cells) if c.startswith('+') and '(' in c and c.endswith(' / 0)'))
+        assert float(cells[i - 1]) > float(cells[1]) + 0.1, worst
+    adapted = _table_rows('adapted.py', ['table', 'data/eval/test_robust_purify.json.gz'], 'adapted.md', '| method')
+    assert [r.split(' | ')[0] for r in adapted] == ['| facecloak[refine=20,refine_purify=0.5]']   # the new default against the adapted model
+    from facecloak.cloak import CloakConfig
+    assert CloakConfig().refine_purify == 0.5                    # ... and is the default the page says it is
+
+
+def test_steps_table_comes_from_the_committed_record():
+    "experiments/steps.md's table (the refine steps' size, issue #37) is rebuilt from data/eval/dev24_steps.json.gz."
+    rows = _table_rows('defaults.py', ['data/eval/dev24_steps.json.gz', '--base', 'facecloak[refine=5]'], 'steps.md', '| method')
+    bb = {r.split(' | ')[0].strip('| `'): float(r.split(' | ')[2]) for r in rows}
+    assert bb['facecloak[refine=5,refine_step_frac=0.5]'] > bb['facecloak[refine=5]']
