@@ -34,7 +34,7 @@ def test_the_library_has_none_of_them():
             "print(sorted(TRANSFORMS), sorted(LOSS_TERMS), sorted(LEARN_HOOKS), sorted(ALIASES), "
             "[f for f in ('perceptual', 'pull', 'model_dropout', 'leak_cap', 'feature_depth') if hasattr(CloakConfig(), f)])")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.strip()
-    assert out == "['affine', 'blur', 'jpeg'] ['anchor', 'self', 'similar'] [] [] []", out
+    assert out == "['affine', 'blur', 'jpeg', 'purify'] ['anchor', 'self', 'similar'] [] [] []", out
 
 
 def test_transfer_transforms(P):
