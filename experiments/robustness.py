@@ -19,9 +19,12 @@ import numpy as np
 from facecloak.report import by_condition, load_record, paired, per_person, worst_case
 from facecloak.attacker import CONDITION_GROUPS
 
-NAMES = {'none': 'none', 'facecloak': 'plain mask', 'facecloak[refine=20]': 'refine 20, no purifier (the default before)',
-         'facecloak[refine=20,refine_purify=0.5]': 'default (refine 20, purifier 0.5)', 'pgd': 'per-photo PGD'}
-# the records here were made before `refine_purify` became the default: their 'facecloak[refine=20]' ran without it
+NAMES = {'none': 'none', 'facecloak': 'plain mask', 'facecloak[refine=20]': 'refine 20, no purifier (the first default)',
+         'facecloak[refine=20,refine_purify=0.5]': 'refine 20, purifier 0.5 (the second)',
+         'facecloak[refine=20,refine_step_frac=0.333,refine_purify=0.75]': 'default (refine 20 of ε/3, purifier 0.75)',
+         'pgd': 'per-photo PGD', 'facecloak[visibility=12]': 'plain mask, ε 12/255, visibility 12'}
+# the first records were made before `refine_purify` became a default: their 'facecloak[refine=20]' ran without it, in
+# steps of ε/6 (`refine_step_frac` None); the second default's steps were ε/6 too
 
 
 def merged(recs: list, exclude_targets=()) -> dict:

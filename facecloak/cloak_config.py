@@ -78,8 +78,8 @@ class CloakConfig:
     visibility: float = 1.0            # weight of the `visibility` term (1 - SSIM of an image with δ, magnified) in the loss; 0: off
     visibility_scale: float = 4.0      # ... the magnification it is seen at (a 1024² portrait's face is ~4-5x the aligned size)
     refine_visibility: float = 4.0     # weight of the `visibility` term in the refine dial's per-photo steps (`Mask.refined`), seen at the photo's own magnification; 0: off
-    refine_step_frac: float | None = None   # the refine dial's step α as a fraction of epsilon; None: `step_frac`, as in learning
-    refine_purify: float = 0.5         # probability that a refine step's batch passes an attacker's clean-up (the `purify` input transform, `PURIFIERS`); 0: off
+    refine_step_frac: float | None = 1 / 3   # the refine dial's step α as a fraction of epsilon (ε/3: experiments/steps.md); None: `step_frac`, as in learning
+    refine_purify: float = 0.75        # probability that a refine step's batch passes an attacker's clean-up (the `purify` input transform, `PURIFIERS`); 0: off
     # input transforms
     diversity: dict = field(default_factory=_default_diversity)   # {TRANSFORMS name: parameters}, applied in order; {} or False: none
     # other people (the cross-identity prior's pool) in every batch

@@ -49,7 +49,10 @@ def ssim_map(a, b, win: int = 7) -> torch.Tensor:
     """The SSIM map (N,C,H-win+1,W-win+1) of images `a`, `b` (N,C,H,W) in [0,1], as `skimage.metrics.structural_similarity`
     computes it by default (a `win`×`win` uniform window, K1 = 0.01, K2 = 0.03, population covariance): differentiable."""
     c1, c2 = 0.01 ** 2, 0.03 ** 2
-    f = lambda t: F.avg_pool2d(F.avg_pool2d(t, (win, 1), 1), (1, win), 1)     # the window's mean, one axis at a time (2·win adds, not win²)
+    def f(t):   # the window's mean, one axis at a time, as sums of shifted views (exact; ~3x faster on CPU than avg_pool2d, forward and backward)
+        h, w = t.shape[-2] - win + 1, t.shape[-1] - win + 1
+        t = sum(t[..., i:i + h, :] for i in range(win)) / win
+        return sum(t[..., i:i + w] for i in range(win)) / win
     ma, mb = f(a), f(b)
     va, vb, cab = f(a * a) - ma * ma, f(b * b) - mb * mb, f(a * b) - ma * mb
     return (2 * ma * mb + c1) * (2 * cab + c2) / ((ma * ma + mb * mb + c1) * (va + vb + c2))

@@ -235,7 +235,8 @@ def test_label_points_keeps_labels_apart_and_inside():
 
 def test_robustness_table_comes_from_the_committed_record(tmp_path):
     "experiments/robustness.md's table and figure are made from the committed test-split record by robustness.py."
-    recs = [ROOT/'data/eval/test_robust.json.gz', ROOT/'data/eval/test_robust_purify.json.gz']
+    recs = [ROOT/'data/eval/test_robust.json.gz', ROOT/'data/eval/test_robust_purify.json.gz', ROOT/'data/eval/test_robust_steps.json.gz',
+            ROOT/'data/eval/test_plain12.json.gz']
     r = subprocess.run([sys.executable, str(ROOT/'experiments/robustness.py'), *map(str, recs), '--exclude-targets', 'edgeface_xs_adapted',
                         '--figure', str(tmp_path/'r.png')], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -310,9 +311,41 @@ def test_robustness_counter_tables_come_from_the_committed_records():
         i = next(k for k, c in enumerate(cells) if c.startswith('+') and '(' in c and c.endswith(' / 0)'))
         assert float(cells[i - 1]) > float(cells[1]) + 0.1, worst
     adapted = _table_rows('adapted.py', ['table', 'data/eval/test_robust_purify.json.gz'], 'adapted.md', '| method')
-    assert [r.split(' | ')[0] for r in adapted] == ['| facecloak[refine=20,refine_purify=0.5]']   # the new default against the adapted model
+    assert [r.split(' | ')[0] for r in adapted] == ['| facecloak[refine=20,refine_purify=0.5]']   # the second default against the adapted model
+
+
+def test_third_default_tables_come_from_the_committed_records():
+    "Steps of ε/3 with a purifier in three steps of four: the dev choice and the test run, paired against the second default."
+    base = 'facecloak[refine=20,refine_purify=0.5]'
+    third = 'facecloak[refine=20,refine_step_frac=0.333,refine_purify=0.75]'
+    for recs in (['data/eval/dev24_purify.json.gz', 'data/eval/dev24_robust_steps.json.gz'],
+                 ['data/eval/test_robust_purify.json.gz', 'data/eval/test_robust_steps.json.gz', '--exclude-targets', 'edgeface_xs_adapted']):
+        rows = _table_rows('robustness.py', [*recs, '--base', base], 'robustness.md', '| clean')     # the header row first
+        col = [c.strip(' `') for c in rows[0].strip('|').split('|')].index(third)
+        cells = [c.strip() for c in next(r for r in rows if r.startswith('| **worst case**')).strip('|').split('|')]
+        assert float(cells[col]) > float(cells[1]), cells        # the chosen default's worst case is above the second default's
+    adapted = _table_rows('adapted.py', ['table', 'data/eval/test_robust_steps.json.gz'], 'adapted.md', '| method')
+    assert [r.split(' | ')[0] for r in adapted] == [f'| {third}']
     from facecloak.cloak import CloakConfig
-    assert CloakConfig().refine_purify == 0.5                    # ... and is the default the page says it is
+    c = CloakConfig()
+    assert (round(c.refine_step_frac, 3), c.refine_purify) == (0.333, 0.75)    # ... and it is the default the pages say it is
+
+
+def test_frontier_table_comes_from_the_committed_records(tmp_path):
+    "experiments/frontier.md's table and figure (issue #37: the plain mask's protection against visibility) come from its records."
+    recs = ['data/eval/dev24_frontier.json.gz', 'data/eval/dev24_frontier2.json.gz', 'data/eval/dev24_purify.json.gz',
+            'data/eval/dev24_steps.json.gz', 'data/eval/dev24_robust_steps.json.gz']
+    rows = _table_rows('frontier.py', [*recs, '--base', 'facecloak@8', '--figure', tmp_path/'f.png'], 'frontier.md', '| method')
+    pts = {(r.split(' | ')[0].strip('| `'), r.split(' | ')[1]): r.split(' | ') for r in rows}
+    plain8, quiet12 = pts[('facecloak', '8')], pts[('facecloak[visibility=12]', '12')]
+    assert float(quiet12[3]) > float(plain8[3]) and float(quiet12[5]) > float(plain8[5])   # more protection and less visible
+    assert (tmp_path/'f.png').stat().st_size > 20_000
+    test = _table_rows('frontier.py', ['data/eval/test_robust.json.gz', 'data/eval/test_plain12.json.gz', 'data/eval/test_robust_steps.json.gz',
+                                       '--base', 'facecloak@8'], 'frontier.md', '| method')
+    quiet = next(r for r in test if r.startswith('| `facecloak[visibility=12]` | 12 |'))
+    assert '(21 / 0, 24)' in quiet                                # the test split, run once: what the page says of it
+    r = subprocess.run([sys.executable, str(ROOT/'experiments'/'frontier.py'), recs[0], '--base', 'nope@8'], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode != 0 and 'not a point' in r.stderr
 
 
 def test_steps_table_comes_from_the_committed_record():
