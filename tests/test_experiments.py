@@ -333,7 +333,7 @@ def test_third_default_tables_come_from_the_committed_records():
 
 def test_frontier_table_comes_from_the_committed_records(tmp_path):
     "experiments/frontier.md's table and figure (issue #37: the plain mask's protection against visibility) come from its records."
-    recs = ['data/eval/dev24_frontier.json.gz', 'data/eval/dev24_frontier2.json.gz', 'data/eval/dev24_purify.json.gz',
+    recs = ['data/eval/dev24_frontier.json.gz', 'data/eval/dev24_frontier2.json.gz', 'data/eval/dev24_frontier3.json.gz', 'data/eval/dev24_purify.json.gz',
             'data/eval/dev24_steps.json.gz', 'data/eval/dev24_robust_steps.json.gz']
     rows = _table_rows('frontier.py', [*recs, '--base', 'facecloak@8', '--figure', tmp_path/'f.png'], 'frontier.md', '| method')
     pts = {(r.split(' | ')[0].strip('| `'), r.split(' | ')[1]): r.split(' | ') for r in rows}
