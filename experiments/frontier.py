@@ -1,7 +1,7 @@
 """Issue #37: protection against visibility and against time, every (method, ε) of one or more `facecloak eval`
 records of the same people, as one table and one figure.
 
-    python experiments/frontier.py data/eval/dev24_frontier.json.gz data/eval/dev24_frontier2.json.gz \
+    python experiments/frontier.py data/eval/dev24_frontier.json.gz data/eval/dev24_frontier2.json.gz data/eval/dev24_frontier3.json.gz \
         data/eval/dev24_purify.json.gz data/eval/dev24_steps.json.gz data/eval/dev24_robust_steps.json.gz \
         --base 'facecloak@8' --figure figures/frontier.png
 
@@ -18,7 +18,8 @@ import numpy as np
 
 from facecloak.report import load_record, per_person
 
-BLACK = ('edgeface_xs', 'facenet_casia', 'mobilefacenet_paddlex')   # the three models never used to learn
+BLACK = ('edgeface_xs', 'facenet_casia', 'mobilefacenet_paddlex')   # the three models never used to learn, named: some records add
+# an attacker-only model (the adapted recogniser) that is black-box too but is reported on its own (adapted.md)
 
 
 def points(recs: list) -> dict:
