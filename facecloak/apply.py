@@ -231,7 +231,7 @@ def magnification(M) -> float:
 def refined(self: Mask, images, steps: int, *, surrogates=None, device=None, progress: bool = False,
                   scale: float | None = None, **overrides) -> Mask:
     """This mask after `steps` more learning steps on the aligned `images` alone (the photo it is about to be
-    applied to), starting from its own δ: the same ε, anchor and options, away from that photo's own identity.
+    applied to), starting from its own δ: the same ε (or the mask's `refine_epsilon`, δ clipped to it), anchor and options, away from that photo's own identity.
     The visibility term takes its weight from the mask's `refine_visibility` (0: skipped, as it would double the
     steps' cost) and is seen at `scale`, the photo's own magnification (`Mask.apply` passes it; clipped to
     [1, `MAX_SCALE`]; None: the mask's `visibility_scale`).
@@ -241,9 +241,10 @@ def refined(self: Mask, images, steps: int, *, surrogates=None, device=None, pro
     vis = dict(visibility=float(self.option('refine_visibility')), region=self.option('region'))
     if (a := self.option('refine_step_frac')) is not None: vis['step_frac'] = float(a)   # the steps' α, else the mask's
     if (p := float(self.option('refine_purify'))) > 0:           # the steps see the attacker's clean-up too
-        vis['diversity'] = {**opts.get('diversity', CloakConfig().diversity), 'purify': dict(p=p)}
+        vis['diversity'] = {**opts.get('diversity', CloakConfig().diversity), 'purify': dict(p=p, kinds=tuple(self.option('refine_purifiers')))}
     if scale is not None: vis['visibility_scale'] = float(min(max(scale, 1.0), MAX_SCALE))
-    cfg = make_config(CloakConfig(**opts), dict(dict(epsilon=self.epsilon, feather=self.feather, size=self.size,
+    eps = self.option('refine_epsilon') or self.epsilon              # the steps' budget: the mask's own, unless told
+    cfg = make_config(CloakConfig(**opts), dict(dict(epsilon=float(eps), feather=self.feather, size=self.size,
                       template=self.template, **preset('refine'), steps=int(steps), **vis), **overrides))
     return learn_mask(images=aligned_images(images, self.size), config=cfg, anchor=self.anchor_embeddings or None,
                       surrogates=surrogates or self.surrogates, init=self, device=device, progress=progress)

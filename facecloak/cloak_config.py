@@ -13,7 +13,7 @@ import torch
 
 from . import saliency
 from .cloak_objective import LOSS_TERMS
-from .cloak_transforms import TRANSFORMS
+from .cloak_transforms import PURIFIERS, TRANSFORMS
 from .cloak_params import OPTIMIZERS, PARAMETERISATIONS
 from .cloak_budget import REGIONS
 import facecloak.cloak_surface        # registers the surface parameterisations ('uv', 'smooth_uv')
@@ -80,6 +80,8 @@ class CloakConfig:
     refine_visibility: float = 4.0     # weight of the `visibility` term in the refine dial's per-photo steps (`Mask.refined`), seen at the photo's own magnification; 0: off
     refine_step_frac: float | None = 1 / 3   # the refine dial's step α as a fraction of epsilon (ε/3: experiments/steps.md); None: `step_frac`, as in learning
     refine_purify: float = 0.75        # probability that a refine step's batch passes an attacker's clean-up (the `purify` input transform, `PURIFIERS`); 0: off
+    refine_epsilon: float | None = None   # the refine dial's L∞ budget (pixel units): its steps start from the mask clipped to it; None: the mask's own ε
+    refine_purifiers: tuple = tuple(PURIFIERS)   # ... which clean-ups, drawn uniformly (`PURIFIERS` names; a name twice: drawn twice as often)
     # input transforms
     diversity: dict = field(default_factory=_default_diversity)   # {TRANSFORMS name: parameters}, applied in order; {} or False: none
     # other people (the cross-identity prior's pool) in every batch
@@ -113,7 +115,11 @@ class CloakConfig:
         _check(self.band > 0, f"band must be > 0 aligned pixels, got {self.band}")
         _check(self.refine_visibility >= 0, f"refine_visibility must be >= 0, got {self.refine_visibility}")
         _check(self.refine_step_frac is None or self.refine_step_frac > 0, f"refine_step_frac must be > 0 or None, got {self.refine_step_frac}")
+        _check(self.refine_epsilon is None or 0 < self.refine_epsilon <= 1, f"refine_epsilon must be in (0, 1] in pixel units or None, got {self.refine_epsilon}")
         _check(0 <= self.refine_purify <= 1, f"refine_purify is a probability in [0, 1], got {self.refine_purify}")
+        self.refine_purifiers = (self.refine_purifiers,) if isinstance(self.refine_purifiers, str) else tuple(self.refine_purifiers)
+        _check(len(self.refine_purifiers) > 0, "refine_purifiers must name at least one of PURIFIERS")
+        for k in self.refine_purifiers: _one_of('purifier', k, PURIFIERS)
         _check(self.visibility >= 0 and self.visibility_scale >= 1,
                f"visibility must be >= 0 and visibility_scale >= 1, got {self.visibility}, {self.visibility_scale}")
         _check(len(self.size) == 2, f"size must be (H, W), got {self.size}")
@@ -201,4 +207,4 @@ def preset(name: str, **overrides) -> dict:
 
 LEARN_INPUTS = ('photo', 'config', 'images', 'reference', 'anchor', 'bank', 'exclude', 'surrogates', 'device', 'synth',
                 'init', 'callback', 'progress')    # `learn_mask`'s own keywords (not `CloakConfig` fields)
-APPLY_OPTIONS = ('refine_visibility', 'refine_step_frac', 'refine_purify', 'region')   # `CloakConfig` fields a learnt mask can take after learning: how it is applied (the refine dial, where it paints)
+APPLY_OPTIONS = ('refine_visibility', 'refine_step_frac', 'refine_epsilon', 'refine_purify', 'refine_purifiers', 'region')   # `CloakConfig` fields a learnt mask can take after learning: how it is applied (the refine dial, where it paints)
