@@ -12,7 +12,7 @@ evaluation's CPU, which may have been busy: compare times within one record). `-
 one, paired per person (difference ± standard error, people up / down), over the people both have. A method that
 appears in several records is read from the first that has it.
 """
-import argparse, sys
+import argparse, re, sys
 
 import numpy as np
 
@@ -73,7 +73,8 @@ def markdown(pts: dict, base: str | None) -> str:
 
 
 def short(name: str) -> str:
-    "A point's label for the figure."
+    "A point's label for the figure (a refine budget in grey levels: `refine_epsilon=0.0314` -> `ε_r=8`)."
+    name = re.sub(r'refine_epsilon=([0-9.]+)', lambda m: f'ε_r={float(m.group(1)) * 255:.0f}', name)
     for a, b in [('facecloak', 'fc'), ('refine_step_frac', 'α/ε'), ('refine_purify', 'purify'), ('visibility_scale', 'at'),
                  ('visibility', 'vis')]: name = name.replace(a, b)
     return name

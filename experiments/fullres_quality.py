@@ -41,9 +41,10 @@ def main(argv=None):
     photos = E.portrait_photos()
     opts = config_options(a.set)
     if a.init: opts['init'] = a.init
-    res = dict(portraits=len(photos), epsilon=8, options=opts, refine=a.refine, people=[])
+    res = dict(portraits=len(photos), epsilon=None, options=opts, refine=a.refine, people=[])
     for s in E.subjects(a.people, split='dev', max_probes=6):
         t0 = time.perf_counter(); m = learn_mask(s.learn, progress=False, **E.learn_options(opts))
+        res['epsilon'] = round(m.epsilon * 255, 3)          # the mask's budget in grey levels (learn_mask's default unless --set)
         q = E.portrait_quality(Refined(m, a.refine) if a.refine else m, photos, lpips_net='alex')
         res['people'].append(dict(person=s.name, learn_s=round(time.perf_counter() - t0, 1),
                                   **{k: v for k, v in q.items() if k != 'per_photo'},

@@ -21,8 +21,10 @@ from facecloak.attacker import CONDITION_GROUPS
 
 NAMES = {'none': 'none', 'facecloak': 'plain mask', 'facecloak[refine=20]': 'refine 20, no purifier (the first default)',
          'facecloak[refine=20,refine_purify=0.5]': 'refine 20, purifier 0.5 (the second)',
-         'facecloak[refine=20,refine_step_frac=0.333,refine_purify=0.75]': 'default (refine 20 of ε/3, purifier 0.75)',
-         'pgd': 'per-photo PGD', 'facecloak[visibility=12]': 'plain mask, ε 12/255, visibility 12'}
+         'facecloak[refine=20,refine_step_frac=0.333,refine_purify=0.75]': 'refine 20 of ε/3, purifier 0.75 (the third)',
+         'pgd': 'per-photo PGD', 'facecloak[visibility=12]': 'plain mask, ε 12/255, visibility 12',
+         'facecloak[visibility=8]': 'plain mask, ε 12/255, visibility 8 (the default plain mask now)',
+         'facecloak[visibility=8,refine=20,refine_epsilon=0.0313725490196]': 'the default now (that mask, refine 20 at ε 8/255)'}
 # the first records were made before `refine_purify` became a default: their 'facecloak[refine=20]' ran without it, in
 # steps of ε/6 (`refine_step_frac` None); the second default's steps were ε/6 too
 
@@ -131,8 +133,13 @@ def main(argv=None):
     ap.add_argument('--figure', default=None)
     ap.add_argument('--exclude-targets', default='', help='comma-separated models left out of every figure here')
     ap.add_argument('--base', default=None, help='a method of the record: the others paired against it')
+    ap.add_argument('--only', default=None, help="the methods shown, separated by ';' (default: all of the records')")
     a = ap.parse_args(argv)
     rec = merged([load_record(r) for r in a.record], tuple(t for t in a.exclude_targets.split(',') if t))
+    if a.only:
+        keep = [m for m in a.only.split(';') if m]
+        if bad := [m for m in keep if m not in rec['config']['methods']]: sys.exit(f'--only: {bad} not in the records')
+        rec = dict(rec, config=dict(rec['config'], methods=keep), records=[x for x in rec['records'] if x['method'] in keep])
     print(paired_markdown(rec, a.base) if a.base else markdown(rec))
     if a.figure: figure(rec, a.figure); print(f'\nwrote {a.figure}', file=sys.stderr)
 

@@ -20,9 +20,9 @@ IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif',
 # %% auto 0
 __all__ = ['EXIT_OK', 'EXIT_SKIPPED', 'EXIT_USAGE', 'EXIT_NOTHING', 'IMAGE_EXTS', 'FORMATS', 'CHUNK', 'CHUNK_PIXELS', 'TINY',
            'iter_inputs', 'safe_name', 'out_format', 'output_path', 'clean_exif', 'jpeg_options', 'save_photo',
-           'Report', 'config_options', 'cmd_learn', 'chunks', 'protect_image', 'protect_chunk', 'refine_steps',
-           'cmd_apply', 'protect_clip', 'cmd_check', 'demo_modes', 'cmd_demo', 'eval_config', 'cmd_eval', 'parser',
-           'main']
+           'Report', 'config_options', 'default_epsilon', 'cmd_learn', 'chunks', 'protect_image', 'protect_chunk',
+           'refine_steps', 'cmd_apply', 'protect_clip', 'cmd_check', 'demo_modes', 'cmd_demo', 'eval_config',
+           'cmd_eval', 'parser', 'main']
 
 # %% ../nbs/08_cli.ipynb
 def iter_inputs(paths, videos: bool = False) -> list[tuple[Path, Path, str | None]]:
@@ -160,13 +160,19 @@ def config_options(items) -> dict:
     return kw
 
 # %% ../nbs/08_cli.ipynb
+def default_epsilon(grey: float | None) -> float:
+    "The mask's budget in grey levels: `grey`, or `learn_mask`'s default when None."
+    from facecloak.cloak import CloakConfig
+    return float(grey) if grey is not None else CloakConfig().epsilon * 255
+
 def cmd_learn(a) -> int:
     "facecloak learn PHOTO -o me.mask"
     from facecloak.cloak import learn_mask, load_prior
     from facecloak.evaluate import load_plugins
     out = Path(a.output)
     if out.exists() and not a.overwrite: return _err(f'{out} exists (use --overwrite to replace it)')
-    kw = dict(epsilon=a.epsilon / 255, seed=a.seed)
+    eps = default_epsilon(a.epsilon)
+    kw = dict(epsilon=eps / 255, seed=a.seed)
     if getattr(a, 'init', None) in ('zero', 'prior'): kw['init'] = a.init     # learn_mask resolves them (resolve_init)
     elif getattr(a, 'init', None):
         try: kw['init'] = load_prior(a.init)           # a mask file: read now, so a bad one fails before learning
@@ -184,7 +190,7 @@ def cmd_learn(a) -> int:
         why = _why(e)
         return _err(why if str(a.photo) in why else f'{a.photo}: {why}', EXIT_SKIPPED)
     mask.save(out)
-    print(f'wrote {out} (epsilon {a.epsilon}/255, surrogates {", ".join(mask.surrogates)})')
+    print(f'wrote {out} (epsilon {eps:g}/255, surrogates {", ".join(mask.surrogates)})')
     return EXIT_OK
 
 # %% ../nbs/08_cli.ipynb
@@ -436,13 +442,13 @@ def cmd_demo(a) -> int:
     if not assets.available('lfw'): return _err('the demo needs LFW: set FACECLOAK_DATA_DIR (see README)')
     if (why := _demo_args_error(a)): return _err(why)
     warnings.filterwarnings('ignore', category=UserWarning)
-    tty, eps, modes = sys.stderr.isatty(), a.epsilon / 255, demo_modes()
+    tty, eps, modes = sys.stderr.isatty(), default_epsilon(a.epsilon) / 255, demo_modes()
     subs = ev.subjects(a.people, max_probes=a.probes, seed=a.seed)
     from facecloak.dlib_attacker import NAME as REAL_TOOL, installed
     targets = [t for t in TARGETS if present(t)] + ([REAL_TOOL] if installed() else [])    # the real tool: black-box only
     n_id = len(subs) + a.distractors
     print(f'facecloak demo: {", ".join(s.name for s in subs)}. A cloak is learned from ONE photo '
-          f'(epsilon {a.epsilon:g}/255, surrogates {", ".join(SURROGATES)}), applied to {len(subs[0].probes)} other '
+          f'(epsilon {eps * 255:g}/255 for the mask, {cloak.CloakConfig().refine_epsilon * 255:g}/255 for the refined photos; surrogates {", ".join(SURROGATES)}), applied to {len(subs[0].probes)} other '
           f'photos in two modes (the plain mask; the default, refined on each photo), saved as JPEG q=90 and attacked: '
           f'faces detected again, searched in a gallery of {n_id} identities.\n'
           f'Demo sizes: gallery {len(subs)} + {a.distractors} distractors (the evaluation: 500), anchor bank '
@@ -530,7 +536,7 @@ def cmd_eval(a) -> int:
 def _learn_parser(sub):
     l = sub.add_parser('learn', help='learn a cloak from one photo of you')
     l.add_argument('photo'); l.add_argument('-o', '--output', required=True, help='mask file to write (e.g. me.mask)')
-    l.add_argument('--epsilon', type=float, default=8, help='L-inf budget in grey levels (default 8 = 8/255)')
+    l.add_argument('--epsilon', type=float, default=None, help="the mask's L-inf budget in grey levels (default: learn_mask's, 12 = 12/255; the refine dial's steps keep 8)")
     l.add_argument('--anchor', help='anchor identity name (see anchor candidates)')
     l.add_argument('--steps', type=int, help='optimisation steps (default: learn_mask default)')
     l.add_argument('--surrogates', help='comma-separated recognition models to learn with')
@@ -587,7 +593,7 @@ def _demo_parser(sub):
     d.add_argument('--distractors', type=int, default=200, help='distractor identities in the gallery (default 200; the evaluation: 500)')
     d.add_argument('--anchors', type=int, default=100, help="people in the anchor bank (default 100; learn_mask's default bank: 300)")
     d.add_argument('--anchor-photos', type=int, default=1, help="photos per anchor person (default 1; learn_mask's default: 3)")
-    d.add_argument('--epsilon', type=float, default=8, help='L-inf budget in grey levels (default 8 = 8/255)')
+    d.add_argument('--epsilon', type=float, default=None, help="the mask's L-inf budget in grey levels (default: learn_mask's, 12 = 12/255)")
     d.add_argument('--seed', type=int, default=0); d.add_argument('--device')
     d.set_defaults(func=cmd_demo)
 

@@ -55,7 +55,7 @@ def _default_diversity() -> dict:
 class CloakConfig:
     "The hyper-parameters of `learn_mask`, each with its default."
     # budget
-    epsilon: float = 8 / 255           # L∞ bound of δ in pixel units ([0,1] scale): 8/255 is 8 grey levels
+    epsilon: float = 12 / 255          # L∞ bound of δ in pixel units ([0,1] scale): 12/255 is 12 grey levels (the plain mask's budget at today's visibility: experiments/frontier.md)
     feather: float = 6.0               # width (aligned px) of the smooth ramp to 0 at the border of the aligned square
     region: str = 'head'               # where δ may paint: 'square' (the aligned square), 'face' or 'head' (an ellipse over the face, soft edge; `REGIONS`)
     # objective
@@ -75,12 +75,12 @@ class CloakConfig:
     n_images: int = 16                 # size of the training set made from the photo (it and n_images - 1 variations)
     parameterisation: str = 'pixel'    # a PARAMETERISATIONS key: how δ is represented ('smooth': band-limited; 'uv': on the face's surface; 'smooth_uv': both)
     band: float = 1.0                  # 'smooth', 'smooth_uv': σ (aligned px / texels) of their Gaussian band limit
-    visibility: float = 1.0            # weight of the `visibility` term (1 - SSIM of an image with δ, magnified) in the loss; 0: off
+    visibility: float = 8.0            # weight of the `visibility` term (1 - SSIM of an image with δ, magnified) in the loss; 0: off (8 at ε 12: as visible as the ε 8 mask at weight 1)
     visibility_scale: float = 4.0      # ... the magnification it is seen at (a 1024² portrait's face is ~4-5x the aligned size)
     refine_visibility: float = 4.0     # weight of the `visibility` term in the refine dial's per-photo steps (`Mask.refined`), seen at the photo's own magnification; 0: off
     refine_step_frac: float | None = 1 / 3   # the refine dial's step α as a fraction of epsilon (ε/3: experiments/steps.md); None: `step_frac`, as in learning
     refine_purify: float = 0.75        # probability that a refine step's batch passes an attacker's clean-up (the `purify` input transform, `PURIFIERS`); 0: off
-    refine_epsilon: float | None = None   # the refine dial's L∞ budget (pixel units): its steps start from the mask clipped to it; None: the mask's own ε
+    refine_epsilon: float | None = 8 / 255   # the refine dial's L∞ budget (pixel units; the project's protocol ε): its steps start from the mask clipped to it; None: the mask's own ε
     refine_purifiers: tuple = tuple(PURIFIERS)   # ... which clean-ups, drawn uniformly (`PURIFIERS` names; a name twice: drawn twice as often)
     # input transforms
     diversity: dict = field(default_factory=_default_diversity)   # {TRANSFORMS name: parameters}, applied in order; {} or False: none

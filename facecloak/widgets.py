@@ -151,7 +151,7 @@ def _thumb(c, side: int) -> bytes:
 class CloakExplorer:
     "Anchor picker + ε / steps / leakage controls for the cloak of `photo`, with progress, cancel and cache."
     def __init__(self, photo, *, learner=None, candidates=None, scorer=None, thresholds=None, k: int = 6,
-                 epsilon: int = 8, steps: int = 30, leakage_weight: float = CloakConfig.leakage_weight, preview_steps: int = 10,
+                 epsilon: int = round(CloakConfig.epsilon * 255), steps: int = 30, leakage_weight: float = CloakConfig.leakage_weight, preview_steps: int = 10,
                  max_epsilon: int = 16, background: bool = True, display_side: int = 224, thumb_side: int = 72,
                  cache_size: int = 64, run: bool = True):
         if not 1 <= epsilon <= max_epsilon: raise ValueError(f"epsilon (in 1/255 units) must be in [1, {max_epsilon}], got {epsilon}")

@@ -280,7 +280,7 @@ def _learn(tab, me, downloads):
     tab.click('.fc-mask-download')
     _downloaded(downloads, 'my.mask')
     from facecloak.cloak import Mask
-    assert Mask.load(downloads/'my.mask').epsilon == 8 / 255                  # the dial's default setting
+    assert Mask.load(downloads/'my.mask').epsilon == 12 / 255                 # the dial's default setting (learn_mask's)
 
 
 def _protect_and_compare(tab, photos, bad, downloads, mask, mode, refine, tmp_path, env, shots=False, clip=None):

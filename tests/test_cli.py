@@ -420,7 +420,9 @@ def test_apply_refine_steps_on_each_photo_within_the_budget(learnt_mask_file, tm
         outs[k] = np.asarray(Image.open(tmp_path/f'out{k}'/'p.png')).astype(int)
     clean = np.asarray(Image.open(src/'p.png').convert('RGB')).astype(int)
     assert not np.array_equal(outs[0], outs[4])
-    for k, o in outs.items(): assert np.abs(o - clean).max() <= 8, k       # the same budget with or without refining
+    m = Mask.load(learnt_mask_file)
+    assert round(m.epsilon * 255) == 12 and m.option('refine_epsilon') == 8 / 255       # learn_mask's defaults
+    assert np.abs(outs[0] - clean).max() <= 12 and np.abs(outs[4] - clean).max() <= 8     # the mask's budget; the refine steps' own
     changed = lambda o: np.abs(o - clean).max(-1) > 0
     assert (changed(outs[4]) & ~changed(outs[0])).mean() < 0.02           # refining changes the same face region
     # the refined photo is further from the person for the model it was refined with
@@ -443,7 +445,7 @@ def test_learn_for_real_writes_the_asked_budget_with_the_umask_mode_and_never_ov
     old = os.umask(0o022)
     try:
         assert main(args) == EXIT_OK, capsys.readouterr().err
-        assert f'wrote {out} (epsilon 6.0/255' in capsys.readouterr().out
+        assert f'wrote {out} (epsilon 6/255' in capsys.readouterr().out
         m = Mask.load(out)
         assert m.epsilon == pytest.approx(6 / 255) and 0 < m.delta.abs().max() <= 6 / 255 + 1e-7
         assert {k: m.meta['options'][k] for k in ('steps', 'n_images', 'mix')} == dict(steps=2, n_images=2, mix=0)
@@ -472,6 +474,8 @@ def test_learn_init_and_set_options(tmp_path, monkeypatch, capsys):
     assert main(['learn', str(photo), '-o', str(tmp_path/'z.mask'), '--init', 'zero']) == EXIT_OK and seen['init'] == 'zero'
     seen.clear()
     assert main(['learn', str(photo), '-o', str(tmp_path/'p.mask')]) == EXIT_OK and 'init' not in seen   # learn_mask's default: the prior
+    assert seen['epsilon'] == pytest.approx(C.CloakConfig().epsilon) == pytest.approx(12 / 255)        # ... and its budget, when --epsilon is not given
+    assert 'epsilon 12/255' in capsys.readouterr().out
     other = tmp_path/'other.mask'; C.random_mask(epsilon=EPS, seed=5).save(other); seen.clear()
     assert main(['learn', str(photo), '-o', str(tmp_path/'b.mask'), '--init', str(other)]) == EXIT_OK
     assert torch_equal(seen['init'].delta, C.Mask.load(other).delta)

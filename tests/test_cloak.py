@@ -24,7 +24,7 @@ def setup():
     tiny, bank, me = st.tiny, st.bank, st.me
     # the plain loop on stand-in models: a zero start, the person's own set only, no visibility term (the shipped prior
     # and the other people's photos are for the real surrogates; learn_mask's defaults are tested in 05_cloak and test_cli)
-    kw = dict(surrogates=tiny, bank=bank, steps=8, device='cpu', progress=False, init='zero', mix=0, visibility=0.0)
+    kw = dict(surrogates=tiny, bank=bank, steps=8, device='cpu', progress=False, init='zero', mix=0, visibility=0.0, epsilon=EPS)
     return tiny, bank, me, kw, learn_mask(images=me, **kw)
 
 
@@ -62,7 +62,7 @@ def test_anchor_candidates_ranked(setup):
 
 def test_bad_arguments(setup):
     tiny, bank, me, kw, m = setup
-    with pytest.raises(ValueError, match='pixel units'): learn_mask(images=me, epsilon=8, **kw)
+    with pytest.raises(ValueError, match='pixel units'): learn_mask(images=me, **{**kw, 'epsilon': 8})
     with pytest.raises(KeyError, match='not in the anchor bank'): learn_mask(images=me, anchor='nobody', **kw)
     with pytest.raises(ValueError, match='exceeds epsilon'): Mask(torch.full((1, 3, 112, 112), 0.1), EPS)
 
@@ -230,13 +230,15 @@ def test_other_modes_keep_their_mode_and_locality():
 
 def test_config_defaults_and_checks():
     c = CloakConfig()
-    assert (c.epsilon, c.steps, c.n_images, c.w_anchor, c.w_similar, c.leakage_weight, c.optimizer) == (8 / 255, 60, 16, 0.25, 0.25, 0.0, 'mifgsm')
-    assert c.step_length == 8 / 255 / 6 and CloakConfig(step_size=0.01).step_length == 0.01
+    assert (c.epsilon, c.steps, c.n_images, c.w_anchor, c.w_similar, c.leakage_weight, c.optimizer) == (12 / 255, 60, 16, 0.25, 0.25, 0.0, 'mifgsm')
+    assert (c.visibility, c.refine_epsilon) == (8.0, 8 / 255)          # the quiet ε 12 mask; the refine dial's steps at the protocol's ε
+    assert c.step_length == 12 / 255 / 6 and CloakConfig(step_size=0.01).step_length == 0.01
     assert CloakConfig(diversity=False).diversity == {}
     for kw, msg in [(dict(epsilon=8), 'pixel units'), (dict(epsilon=0), 'pixel units'), (dict(optimizer='sgd'), "unknown optimizer 'sgd'"),
                     (dict(steps=-1), 'steps must be'), (dict(leakage_weight=-0.1), r'leakage_weight must be in \[0, 1\]'),
                     (dict(parameterisation='x'), 'unknown parameterisation'), (dict(leak_method='x'), 'unknown leak_method'),
-                    (dict(diversity=dict(p_jpeg=0)), "unknown input transform 'p_jpeg'"), (dict(batch_size=0), 'batch_size')]:
+                    (dict(diversity=dict(p_jpeg=0)), "unknown input transform 'p_jpeg'"), (dict(batch_size=0), 'batch_size'),
+                    (dict(refine_epsilon=8), 'refine_epsilon must be'), (dict(refine_purifiers=('jpeg',)), "unknown purifier 'jpeg'")]:
         with pytest.raises(ValueError, match=msg): CloakConfig(**kw)
 
 

@@ -236,7 +236,7 @@ def test_label_points_keeps_labels_apart_and_inside():
 def test_robustness_table_comes_from_the_committed_record(tmp_path):
     "experiments/robustness.md's table and figure are made from the committed test-split record by robustness.py."
     recs = [ROOT/'data/eval/test_robust.json.gz', ROOT/'data/eval/test_robust_purify.json.gz', ROOT/'data/eval/test_robust_steps.json.gz',
-            ROOT/'data/eval/test_plain12.json.gz']
+            ROOT/'data/eval/test_plain12.json.gz', ROOT/'data/eval/test_plain12v8.json.gz', ROOT/'data/eval/test_default4.json.gz']
     r = subprocess.run([sys.executable, str(ROOT/'experiments/robustness.py'), *map(str, recs), '--exclude-targets', 'edgeface_xs_adapted',
                         '--figure', str(tmp_path/'r.png')], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -329,21 +329,52 @@ def test_third_default_tables_come_from_the_committed_records():
     from facecloak.cloak import CloakConfig
     c = CloakConfig()
     assert (round(c.refine_step_frac, 3), c.refine_purify) == (0.333, 0.75)    # ... and it is the default the pages say it is
+    fourth = 'facecloak[visibility=8,refine=20,refine_epsilon=0.0313725490196]'     # the same refine from the ε 12 mask, run once
+    rows = _table_rows('robustness.py', ['data/eval/test_robust_steps.json.gz', 'data/eval/test_default4.json.gz', '--exclude-targets',
+                                         'edgeface_xs_adapted', '--base', third], 'robustness.md', '| clean')
+    assert f'`{fourth}`' in rows[0]
+    adapted = _table_rows('adapted.py', ['table', 'data/eval/test_default4.json.gz'], 'adapted.md', '| method')
+    assert [r.split(' | ')[0] for r in adapted] == [f'| {fourth}']
+
+
+def test_purifier_choice_table_comes_from_the_committed_records():
+    "The steps drawing only the weakest purifiers (a negative result in robustness.md) is rebuilt from its records; the default keeps all six."
+    third = 'facecloak[refine=20,refine_step_frac=0.333,refine_purify=0.75]'
+    arms = ['facecloak[refine=20,refine_purifiers=("down25","nlmeans")]', 'facecloak[refine=20,refine_purifiers=("down25","nlmeans","bilateral","tv")]',
+            'facecloak[refine=20,refine_step_frac=0.5,refine_purifiers=("down25","nlmeans","bilateral","tv")]']
+    rows = _table_rows('robustness.py', ['data/eval/dev24_robust_steps.json.gz', 'data/eval/dev24_purifiers.json.gz', '--base', third,
+                                         '--only', ';'.join([third, *arms])], 'robustness.md', '| clean')
+    worst = [c.strip() for c in next(r for r in rows if r.startswith('| **worst case**')).strip('|').split('|')]
+    for d in worst[3::2]:                                    # no arm moves the worst case by two standard errors
+        diff, se = float(d.split(' ')[0]), float(d.split(' ')[2])
+        assert abs(diff) < 2 * se, worst
+    from facecloak.cloak import CloakConfig
+    from facecloak.cloak_transforms import PURIFIERS
+    assert CloakConfig().refine_purifiers == tuple(PURIFIERS)
 
 
 def test_frontier_table_comes_from_the_committed_records(tmp_path):
     "experiments/frontier.md's table and figure (issue #37: the plain mask's protection against visibility) come from its records."
     recs = ['data/eval/dev24_frontier.json.gz', 'data/eval/dev24_frontier2.json.gz', 'data/eval/dev24_frontier3.json.gz', 'data/eval/dev24_purify.json.gz',
-            'data/eval/dev24_steps.json.gz', 'data/eval/dev24_robust_steps.json.gz']
+            'data/eval/dev24_steps.json.gz', 'data/eval/dev24_robust_steps.json.gz', 'data/eval/dev24_refine_from12.json.gz']
     rows = _table_rows('frontier.py', [*recs, '--base', 'facecloak@8', '--figure', tmp_path/'f.png'], 'frontier.md', '| method')
     pts = {(r.split(' | ')[0].strip('| `'), r.split(' | ')[1]): r.split(' | ') for r in rows}
     plain8, quiet12 = pts[('facecloak', '8')], pts[('facecloak[visibility=12]', '12')]
     assert float(quiet12[3]) > float(plain8[3]) and float(quiet12[5]) > float(plain8[5])   # more protection and less visible
     assert (tmp_path/'f.png').stat().st_size > 20_000
-    test = _table_rows('frontier.py', ['data/eval/test_robust.json.gz', 'data/eval/test_plain12.json.gz', 'data/eval/test_robust_steps.json.gz',
-                                       '--base', 'facecloak@8'], 'frontier.md', '| method')
+    from12 = pts[('facecloak[visibility=8,refine=20,refine_epsilon=0.0313725490196]', '12')]     # the refine dial from the ε 12 mask ...
+    third = pts[('facecloak[refine=20,refine_step_frac=0.333,refine_purify=0.75]', '8')]
+    assert abs(float(from12[3]) - float(third[3])) < 0.03 and from12[5] == third[5]              # ... as strong and as quiet as from the ε 8 one
+    test = _table_rows('frontier.py', ['data/eval/test_robust.json.gz', 'data/eval/test_plain12.json.gz', 'data/eval/test_plain12v8.json.gz',
+                                       'data/eval/test_robust_steps.json.gz', '--base', 'facecloak@8'], 'frontier.md', '| method')
     quiet = next(r for r in test if r.startswith('| `facecloak[visibility=12]` | 12 |'))
     assert '(21 / 0, 24)' in quiet                                # the test split, run once: what the page says of it
+    cells = next(r for r in test if r.startswith('| `facecloak[visibility=8]` | 12 |')).split(' | ')
+    plain = next(r for r in test if r.startswith('| `facecloak` | 8 |')).split(' | ')
+    assert float(cells[3]) >= 0.70 and float(cells[4]) >= 0.60 and float(cells[5]) >= float(plain[5])   # the issue's bar, at today's visibility
+    from facecloak.cloak import CloakConfig
+    c = CloakConfig()
+    assert (c.epsilon, c.visibility, c.refine_epsilon) == (12 / 255, 8.0, 8 / 255)      # ... and it is the default the page says it is
     r = subprocess.run([sys.executable, str(ROOT/'experiments'/'frontier.py'), recs[0], '--base', 'nope@8'], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode != 0 and 'not a point' in r.stderr
 

@@ -23,7 +23,7 @@ def P():
 @pytest.fixture(scope='module')
 def setup(P):
     st = standins()
-    kw = dict(surrogates=st.tiny, bank=st.bank, steps=8, device='cpu', progress=False, init='zero', mix=0, visibility=0.0)
+    kw = dict(surrogates=st.tiny, bank=st.bank, steps=8, device='cpu', progress=False, init='zero', mix=0, visibility=0.0, epsilon=EPS)
     return st.tiny, st.bank, st.me, kw, learn_mask(images=st.me, **kw)
 
 

@@ -25,7 +25,7 @@ def learnt(person):
     st = standins(n_bank=10)                       # two TinyFaces and a bank of 10 random identities
     tiny, bank = st.tiny, st.bank
     me = augment_set(align.align(person[0], size=(112, 112)).image.cpu(), 5, seed=0)
-    kw = dict(surrogates=tiny, bank=bank, steps=8, device='cpu', progress=False)
+    kw = dict(surrogates=tiny, bank=bank, steps=8, device='cpu', progress=False, epsilon=EPS)      # the budget these tests check
     return me, kw, learn_mask(images=me, parameterisation='uv', **kw)
 
 
