@@ -194,7 +194,7 @@ def _aliased(base: CloakConfig, overrides: dict) -> dict:
 
 PRESETS = {   # named sets of `learn_mask` keywords, for the places that learn otherwise than by the defaults
     'baseline': dict(init='zero', mix=0, visibility=0.0, leakage_weight=0.5),   # the published method (FaceCloak, OPOM-style, PGD baselines): leakage-weighted, none of facecloak's own levers
-    'prior': dict(w_anchor=0.0, w_similar=0.0, leakage_weight=0.0, steps=600, batch_size=16, mix=0,
+    'prior': dict(epsilon=8 / 255, w_anchor=0.0, w_similar=0.0, leakage_weight=0.0, steps=600, batch_size=16, mix=0,
                   keep_reference_image=False, visibility=0.0, region='square'),   # the shipped prior's recipe: the whole budget over the square, from each photo's own identity
     'refine': dict(w_similar=0.0, mix=0, keep_reference_image=False),   # the refine dial's per-photo steps (on one photo: no other people)
     'quick': dict(steps=20),                                             # an interactive learn (the widgets): a third of the steps
