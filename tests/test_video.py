@@ -269,7 +269,8 @@ def test_models_missing_fall_back_to_the_plain_mask_said_once(learnt_mask, tmp_p
 
 def test_a_mask_file_from_an_older_version_is_refined_within_its_budget(learnt_mask, tmp_path):
     """A version-1 mask file (unsealed header, an option this version does not know, none it knows now): it loads with
-    the older format's warning, and its clip masks are refined within the budget it is read with."""
+    the older format's warning, and its clip masks are refined within the budget it is read with: the refine steps'
+    `refine_epsilon`, today's default for a file that predates the option."""
     import json, warnings
     from safetensors import safe_open
     from safetensors.torch import save_file
@@ -277,7 +278,7 @@ def test_a_mask_file_from_an_older_version_is_refined_within_its_budget(learnt_m
     with safe_open(str(f), 'pt') as h: md, t = dict(h.metadata()), {k: h.get_tensor(k) for k in h.keys()}
     hd = json.loads(md['facecloak']); hd['meta']['options'] = {'an_old_option': 1}
     save_file(t, str(tmp_path/'old.mask'), metadata={**md, 'facecloak': json.dumps(hd), 'format_version': '1', 'seal': ''})
-    from facecloak.cloak import Mask
+    from facecloak.cloak import CloakConfig, Mask
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter('always'); old = Mask.load(tmp_path/'old.mask')
     assert any('format version 1' in str(x.message) for x in w)
@@ -285,7 +286,8 @@ def test_a_mask_file_from_an_older_version_is_refined_within_its_budget(learnt_m
     scenes = clip_masks(old, clip, keyframes=1, steps=3)
     assert len(scenes) == 1 and scenes[0].refined and scenes[0].faces == 1
     c = scenes[0].mask
-    assert c.epsilon == old.epsilon and float(c.delta.abs().max()) <= old.epsilon + 1e-6
+    budget = old.option('refine_epsilon') or old.epsilon
+    assert budget == CloakConfig().refine_epsilon and c.epsilon == budget and float(c.delta.abs().max()) <= budget + 1e-6
     assert not np.array_equal(c.delta.numpy(), old.delta.numpy())
     rep = apply_video(old, clip, tmp_path/'out.mp4', scenes=scenes, refine=3, progress=False)
     assert rep.cloaked == rep.frames == 5

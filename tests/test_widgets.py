@@ -34,7 +34,7 @@ def _explorer(**kw):
 # ---------------------------------------------------------------- headless
 
 def test_slider_updates_outputs_and_cache():
-    ex = _explorer()
+    ex = _explorer(epsilon=8)            # below learn_mask's default (12), to step up from
     before = (ex.protected.value, ex.mask_view.value, ex.quality.value, {k: b.value for k, b in ex.bars.items()})
     ex.epsilon.value = 14
     assert ex.calls == 2 and ex.shown == ('anchor_0', 14, 30, 0.5)
