@@ -243,7 +243,7 @@ def refined(self: Mask, images, steps: int, *, surrogates=None, device=None, pro
     if (p := float(self.option('refine_purify'))) > 0:           # the steps see the attacker's clean-up too
         vis['diversity'] = {**opts.get('diversity', CloakConfig().diversity), 'purify': dict(p=p, kinds=tuple(self.option('refine_purifiers')))}
     if scale is not None: vis['visibility_scale'] = float(min(max(scale, 1.0), MAX_SCALE))
-    eps = self.option('refine_epsilon') or self.epsilon              # the steps' budget: the mask's own, unless told
+    eps = min(self.option('refine_epsilon') or self.epsilon, self.epsilon)   # the steps' budget: never above the mask's own (a hard cap)
     cfg = make_config(CloakConfig(**opts), dict(dict(epsilon=float(eps), feather=self.feather, size=self.size,
                       template=self.template, **preset('refine'), steps=int(steps), **vis), **overrides))
     return learn_mask(images=aligned_images(images, self.size), config=cfg, anchor=self.anchor_embeddings or None,

@@ -536,7 +536,7 @@ def cmd_eval(a) -> int:
 def _learn_parser(sub):
     l = sub.add_parser('learn', help='learn a cloak from one photo of you')
     l.add_argument('photo'); l.add_argument('-o', '--output', required=True, help='mask file to write (e.g. me.mask)')
-    l.add_argument('--epsilon', type=float, default=None, help="the mask's L-inf budget in grey levels (default: learn_mask's, 12 = 12/255; the refine dial's steps keep 8)")
+    l.add_argument('--epsilon', type=float, default=None, help="the mask's L-inf budget in grey levels (default: learn_mask's, 12 = 12/255; the refine dial's steps keep at most 8)")
     l.add_argument('--anchor', help='anchor identity name (see anchor candidates)')
     l.add_argument('--steps', type=int, help='optimisation steps (default: learn_mask default)')
     l.add_argument('--surrogates', help='comma-separated recognition models to learn with')

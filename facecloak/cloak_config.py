@@ -80,7 +80,7 @@ class CloakConfig:
     refine_visibility: float = 4.0     # weight of the `visibility` term in the refine dial's per-photo steps (`Mask.refined`), seen at the photo's own magnification; 0: off
     refine_step_frac: float | None = 1 / 3   # the refine dial's step α as a fraction of epsilon (ε/3: experiments/steps.md); None: `step_frac`, as in learning
     refine_purify: float = 0.75        # probability that a refine step's batch passes an attacker's clean-up (the `purify` input transform, `PURIFIERS`); 0: off
-    refine_epsilon: float | None = 8 / 255   # the refine dial's L∞ budget (pixel units; the project's protocol ε): its steps start from the mask clipped to it; None: the mask's own ε
+    refine_epsilon: float | None = 8 / 255   # the refine dial's L∞ budget (pixel units; the project's protocol ε): its steps start from the mask clipped to it, never above the mask's own ε; None: the mask's own
     refine_purifiers: tuple = tuple(PURIFIERS)   # ... which clean-ups, drawn uniformly (`PURIFIERS` names; a name twice: drawn twice as often)
     # input transforms
     diversity: dict = field(default_factory=_default_diversity)   # {TRANSFORMS name: parameters}, applied in order; {} or False: none
