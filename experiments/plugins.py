@@ -17,9 +17,12 @@ re-runs as recorded, e.g.
 | the leakage cap ε·w | `leak_cap=True` (hook `leak_cap`; with `leakage_weight > 0`) | leakage.md |
 | a feature-level term | `feature=w, feature_depth=d` (hook `feature`; the records' `extra_losses={"feature": w}`) | levers.md |
 | a rank term over the crowd | `extra_losses={"rank": w}` | levers.md |
+| a cosine step schedule (large first steps) | `refine_step_schedule=cosine` (`STEP_SCHEDULES['cosine']`) | steps.md |
 """
 from __future__ import annotations
 from contextlib import contextmanager
+
+import math
 
 import torch, torch.nn as nn, torch.nn.functional as F
 
@@ -29,6 +32,7 @@ from facecloak.cloak_trainset import uniform_draws
 from facecloak.cloak_objective import LOSS_TERMS
 from facecloak.cloak_targets import Targets
 from facecloak.cloak_config import ALIASES, LEARN_HOOKS, LearnHook
+from facecloak.cloak_params import STEP_SCHEDULES
 
 
 # ---- input transforms for transfer (BSR, SIA, DeCowA-style elastic, SI, Admix)
@@ -229,3 +233,11 @@ LEARN_HOOKS.update(model_dropout=ModelDropout, feature=FeatureTerm, pull=Pull, p
 ALIASES.update(model_dropout=('model_dropout', 'p'), model_dropout_depth=('model_dropout', 'depth'),
                feature=('feature', 'weight'), feature_depth=('feature', 'depth'), pull=('pull', 'weight'),
                perceptual=('perceptual', 'p'), leak_cap=('leak_cap', 'on'))
+
+
+# ---- a step schedule for MI-FGSM: α at the first step, then half a cosine down towards 0 (steps.md: no gain)
+def cosine_schedule(t: int, n: int) -> float:
+    "The factor on α at step `t` of `n`: 1 at the first, falling along half a cosine towards 0 at the last."
+    return 0.5 * (1 + math.cos(math.pi * t / max(n, 1)))
+
+STEP_SCHEDULES['cosine'] = cosine_schedule

@@ -240,6 +240,7 @@ def refined(self: Mask, images, steps: int, *, surrogates=None, device=None, pro
     opts = {k: v for k, v in self.meta.get('options', {}).items() if k in known}
     vis = dict(visibility=float(self.option('refine_visibility')), region=self.option('region'))
     if (a := self.option('refine_step_frac')) is not None: vis['step_frac'] = float(a)   # the steps' α, else the mask's
+    if (s := self.option('refine_step_schedule')) is not None: vis['step_schedule'] = s  # ... and its schedule
     if (p := float(self.option('refine_purify'))) > 0:           # the steps see the attacker's clean-up too
         vis['diversity'] = {**opts.get('diversity', CloakConfig().diversity), 'purify': dict(p=p, kinds=tuple(self.option('refine_purifiers')))}
     if scale is not None: vis['visibility_scale'] = float(min(max(scale, 1.0), MAX_SCALE))

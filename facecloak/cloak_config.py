@@ -14,7 +14,7 @@ import torch
 from . import saliency
 from .cloak_objective import LOSS_TERMS
 from .cloak_transforms import PURIFIERS, TRANSFORMS
-from .cloak_params import OPTIMIZERS, PARAMETERISATIONS
+from .cloak_params import OPTIMIZERS, PARAMETERISATIONS, STEP_SCHEDULES
 from .cloak_budget import REGIONS
 import facecloak.cloak_surface        # registers the surface parameterisations ('uv', 'smooth_uv')
 
@@ -68,6 +68,7 @@ class CloakConfig:
     steps: int = 60                    # optimisation steps
     step_frac: float = 1 / 6           # MI-FGSM step α = epsilon·step_frac ...
     step_size: float | None = None     # ... unless this absolute α (pixel units) is given
+    step_schedule: str = 'constant'    # MI-FGSM: how α changes over the steps (`STEP_SCHEDULES`: 'constant' or 'cosine', α first then falling towards 0)
     momentum: float = 1.0              # MI-FGSM momentum μ
     smooth_grad: float = 0.0           # MI-FGSM: σ (px) of a Gaussian blur of the gradient (TI); 0: off
     lr: float = 0.1                    # Adam's learning rate on θ
@@ -79,6 +80,7 @@ class CloakConfig:
     visibility_scale: float = 4.0      # ... the magnification it is seen at (a 1024² portrait's face is ~4-5x the aligned size)
     refine_visibility: float = 4.0     # weight of the `visibility` term in the refine dial's per-photo steps (`Mask.refined`), seen at the photo's own magnification; 0: off
     refine_step_frac: float | None = 1 / 3   # the refine dial's step α as a fraction of epsilon (ε/3: experiments/steps.md); None: `step_frac`, as in learning
+    refine_step_schedule: str | None = None   # ... and how it changes over the steps (`STEP_SCHEDULES`); None: `step_schedule`, as in learning
     refine_purify: float = 0.75        # probability that a refine step's batch passes an attacker's clean-up (the `purify` input transform, `PURIFIERS`); 0: off
     refine_epsilon: float | None = 8 / 255   # the refine dial's L∞ budget (pixel units; the project's protocol ε): its steps start from the mask clipped to it, never above the mask's own ε; None: the mask's own
     refine_purifiers: tuple = tuple(PURIFIERS)   # ... which clean-ups, drawn uniformly (`PURIFIERS` names; a name twice: drawn twice as often)
@@ -124,6 +126,8 @@ class CloakConfig:
                f"visibility must be >= 0 and visibility_scale >= 1, got {self.visibility}, {self.visibility_scale}")
         _check(len(self.size) == 2, f"size must be (H, W), got {self.size}")
         _one_of('optimizer', self.optimizer, OPTIMIZERS)
+        _one_of('step_schedule', self.step_schedule, STEP_SCHEDULES)
+        if self.refine_step_schedule is not None: _one_of('refine_step_schedule', self.refine_step_schedule, STEP_SCHEDULES)
         _one_of('region', self.region, REGIONS)
         _one_of('parameterisation', self.parameterisation, PARAMETERISATIONS)
         _check(not PARAMETERISATIONS[self.parameterisation].uniform_cap or self.optimizer == 'mifgsm',
@@ -207,4 +211,4 @@ def preset(name: str, **overrides) -> dict:
 
 LEARN_INPUTS = ('photo', 'config', 'images', 'reference', 'anchor', 'bank', 'exclude', 'surrogates', 'device', 'synth',
                 'init', 'callback', 'progress')    # `learn_mask`'s own keywords (not `CloakConfig` fields)
-APPLY_OPTIONS = ('refine_visibility', 'refine_step_frac', 'refine_epsilon', 'refine_purify', 'refine_purifiers', 'region')   # `CloakConfig` fields a learnt mask can take after learning: how it is applied (the refine dial, where it paints)
+APPLY_OPTIONS = ('refine_visibility', 'refine_step_frac', 'refine_step_schedule', 'refine_epsilon', 'refine_purify', 'refine_purifiers', 'region')   # `CloakConfig` fields a learnt mask can take after learning: how it is applied (the refine dial, where it paints)

@@ -12,7 +12,8 @@ from .core import gaussian_blur
 from .cloak_budget import project
 
 # %% auto 0
-__all__ = ['PARAMETERISATIONS', 'OPTIMIZERS', 'Parameterisation', 'StepPolicy', 'PixelMask', 'SmoothMask', 'MIFGSM', 'AdamTanh']
+__all__ = ['PARAMETERISATIONS', 'STEP_SCHEDULES', 'OPTIMIZERS', 'Parameterisation', 'StepPolicy', 'PixelMask', 'SmoothMask',
+           'MIFGSM', 'AdamTanh']
 
 # %% ../nbs/05f_params.ipynb
 @runtime_checkable
@@ -78,27 +79,38 @@ class SmoothMask(PixelMask):
 PARAMETERISATIONS = {'pixel': PixelMask, 'smooth': SmoothMask}
 
 # %% ../nbs/05f_params.ipynb
+STEP_SCHEDULES = {      # step t of n -> the factor on α (t = 0 .. n-1); 'cosine' measured no gain: experiments/plugins.py
+    'constant': lambda t, n: 1.0,                                      # every step α
+}
+
 class MIFGSM:
-    "Momentum iterative FGSM: g ← μ·g + ∇/mean|∇| (∇ blurred by `smooth_grad` px first), θ ← project(θ − α·w·sign g, cap)."
-    def __init__(self, mask, cap, weight, *, step_size: float, momentum: float, smooth_grad: float):
+    """Momentum iterative FGSM: g ← μ·g + ∇/mean|∇| (∇ blurred by `smooth_grad` px first), θ ← project(θ − α_t·w·sign g, cap),
+    α_t = `step_size` times `STEP_SCHEDULES[schedule](t, steps)`."""
+    def __init__(self, mask, cap, weight, *, step_size: float, momentum: float, smooth_grad: float,
+                 schedule: str = 'constant', steps: int = 1):
+        if schedule not in STEP_SCHEDULES: raise ValueError(f"unknown step schedule {schedule!r}: use one of {', '.join(map(repr, STEP_SCHEDULES))}")
         self.mask, self.cap, self.weight = mask, cap, weight
         self.step_size, self.momentum, self.smooth_grad = step_size, momentum, smooth_grad
+        self.schedule, self.steps, self.t = STEP_SCHEDULES[schedule], int(steps), 0
         self.g = [torch.zeros_like(p) for p in mask.params()]
         self.weights = mask.step_weights(weight)
     @classmethod
     def from_config(cls, mask, cap, weight, cfg) -> 'MIFGSM':
-        return cls(mask, cap, weight, step_size=cfg.step_length, momentum=cfg.momentum, smooth_grad=cfg.smooth_grad)
+        return cls(mask, cap, weight, step_size=cfg.step_length, momentum=cfg.momentum, smooth_grad=cfg.smooth_grad,
+                   schedule=cfg.step_schedule, steps=cfg.steps)
     def params(self) -> list: return self.mask.params()
     def delta(self, idx=None) -> torch.Tensor: return self.mask.delta(idx)
     def start(self, delta):
         "Start from the perturbation `delta` (projected into the budget)."
         self.mask.set_(project(delta.to(self.mask.delta()), self.cap))
     def step(self, grads):
+        a = self.step_size * self.schedule(self.t, self.steps)
         for k, (p, g) in enumerate(zip(self.params(), grads)):
             if self.smooth_grad: g = gaussian_blur(g, self.smooth_grad)      # translation-invariant (TI) gradient
             self.g[k] = self.momentum * self.g[k] + g / g.abs().mean().clamp(min=1e-12)
-            with torch.no_grad(): p -= self.step_size * self.weights[k] * self.g[k].sign()
+            with torch.no_grad(): p -= a * self.weights[k] * self.g[k].sign()
         self.mask.project_(self.cap)
+        self.t += 1
 
 class AdamTanh:
     "Adam on θ with δ = cap·tanh(θ): the bound holds by construction."

@@ -384,3 +384,18 @@ def test_steps_table_comes_from_the_committed_record():
     rows = _table_rows('defaults.py', ['data/eval/dev24_steps.json.gz', '--base', 'facecloak[refine=5]'], 'steps.md', '| method')
     bb = {r.split(' | ')[0].strip('| `'): float(r.split(' | ')[2]) for r in rows}
     assert bb['facecloak[refine=5,refine_step_frac=0.5]'] > bb['facecloak[refine=5]']
+
+
+def test_step_schedule_tables_come_from_the_committed_records():
+    "The cosine step schedule (a negative result in experiments/steps.md) is rebuilt from its records; the library keeps constant steps."
+    rows = _table_rows('defaults.py', ['data/eval/dev24_schedule5.json.gz', '--base', 'facecloak[refine=5,refine_step_frac=0.5]'], 'steps.md', '| method')
+    cos = next(r for r in rows if 'refine_step_schedule=cosine' in r).split(' | ')
+    diff, se = float(cos[-1].split(' ')[0]), float(cos[-1].split(' ')[2])
+    assert diff < 0 and abs(diff) < 2 * se, cos                    # five steps: no better than constant steps of ε/2
+    rows = _table_rows('robustness.py', ['data/eval/dev24_refine_from12.json.gz', 'data/eval/dev24_schedule10.json.gz', '--base',
+                                         'facecloak[visibility=8,refine=20,refine_epsilon=0.0313725490196]'], 'steps.md', '| condition')
+    worst = [c.strip() for c in next(r for r in rows if r.startswith('| **worst case**')).strip('|').split('|')]
+    assert all(float(d.split(' ')[0]) < 0 for d in worst[3::2]), worst     # ten and twenty cosine steps: below the default's worst case
+    from facecloak.cloak import CloakConfig
+    from facecloak.cloak_params import STEP_SCHEDULES
+    assert CloakConfig().step_schedule == 'constant' and CloakConfig().refine_step_schedule is None and 'cosine' not in STEP_SCHEDULES

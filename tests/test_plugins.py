@@ -128,3 +128,15 @@ def test_rank_term(P, setup):
                           (e * tc.reference['tiny0']).sum(-1) + 1 - 0.05 * math.log(len(bank)), atol=1e-4)
     mr = learn_mask(images=me, extra_losses={'rank': 1.0}, **kw)
     assert not torch.equal(mr.delta, m.delta) and mr.delta.abs().max() <= EPS + 1e-7
+
+
+def test_cosine_step_schedule(P, setup):
+    "The cosine schedule: α first, falling towards 0; the refine dial takes it by name and keeps the mask's ε."
+    from facecloak.cloak_params import STEP_SCHEDULES
+    assert STEP_SCHEDULES['cosine'] is P.cosine_schedule
+    assert [round(P.cosine_schedule(t, 4), 3) for t in range(4)] == [1.0, 0.854, 0.5, 0.146]
+    tiny, bank, me, kw, m = setup
+    mc = m.with_options(refine_step_schedule='cosine', refine_step_frac=1.0)
+    r, r0 = (x.refined(me[:1], 3, surrogates=tiny, device='cpu', scale=1) for x in (mc, m.with_options(refine_step_frac=1.0)))
+    assert r.meta['options']['step_schedule'] == 'cosine' and r0.meta['options']['step_schedule'] == 'constant'
+    assert not torch.equal(r.delta, r0.delta) and r.delta.abs().max() <= m.epsilon + 1e-7
