@@ -399,3 +399,53 @@ def test_step_schedule_tables_come_from_the_committed_records():
     from facecloak.cloak import CloakConfig
     from facecloak.cloak_params import STEP_SCHEDULES
     assert CloakConfig().step_schedule == 'constant' and CloakConfig().refine_step_schedule is None and 'cosine' not in STEP_SCHEDULES
+
+
+def _generator_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('generator_plugin', ROOT/'experiments'/'generator.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
+def test_generator_plugin_keeps_the_budget_and_names_the_missing_file(tmp_path):
+    "experiments/generator.py (issue #37 part 2): registers the eval method, refuses missing weights by name, and its photo stays within ε."
+    import numpy as np, torch
+    from PIL import Image
+    from facecloak.evaluate import METHODS
+    from facecloak.cloak import learn_mask
+    from facecloak.testing import lfw_photo, standins
+    G = _generator_module()
+    assert 'generator' in METHODS
+    with pytest.raises(FileNotFoundError, match='experiments/generator.py train') as e:
+        G.load_generator(tmp_path/'none.safetensors')
+    assert 'none.safetensors' in str(e.value)
+    torch.manual_seed(0)
+    gen = G.Generator().eval()
+    with torch.no_grad(): gen.up[-1].bias.copy_(torch.tensor([3., -3., 3.]))   # untrained, but a perturbation near ±ε that shows after rounding
+    f = tmp_path/'g.safetensors'
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in gen.state_dict().items()}, str(f))
+    gen = G.load_generator(f)                                # safetensors, never a pickle
+    st = standins()
+    mask = learn_mask(images=st.me, surrogates=st.tiny, bank=st.bank, steps=2, device='cpu', progress=False, init='zero', mix=0)
+    photo = lfw_photo('Aaron_Peirsol')
+    x = np.asarray(Image.open(photo).convert('RGB')).astype(int)
+    for base in ('none', 'mask'):
+        out = np.asarray(G.GeneratorMasker(mask, gen, base).apply(photo)).astype(int)
+        assert out.shape == x.shape and 0 < np.abs(out - x).max() <= 8, base     # 8/255 after 8-bit rounding
+    with pytest.raises(ValueError, match="base must be 'none' or 'mask'"):
+        G.GeneratorMasker(mask, gen, 'prior')
+    ms = G.time_per_face(gen, n=3)
+    assert ms > 0
+
+
+def test_thirty_steps_table_comes_from_the_committed_records():
+    "30 refine steps against the default's 20 (a negative result in robustness.md): rebuilt from the records; the default keeps 20."
+    rows = _table_rows('robustness.py', ['data/eval/dev24_refine_from12.json.gz', 'data/eval/dev24_refine30.json.gz', '--base',
+                                         'facecloak[visibility=8,refine=20,refine_epsilon=0.0313725490196]'], 'robustness.md', '| condition')
+    worst = [c.strip() for c in next(r for r in rows if r.startswith('| **worst case**')).strip('|').split('|')]
+    diff, se = float(worst[3].split(' ')[0]), float(worst[3].split(' ')[2])
+    assert abs(diff) < 2 * se, worst                                  # within its noise
+    from facecloak.apply import DEFAULT_REFINE
+    assert DEFAULT_REFINE == 20
