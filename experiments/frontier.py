@@ -85,18 +85,21 @@ def figure(pts: dict, path: str):
     import matplotlib.pyplot as plt
     from lab import label_points
     rows = {n: row(p) for n, p in pts.items()}
-    plain = {n for n in rows if 'refine' not in n and not n.startswith(('pgd', 'none'))}
+    gen = {n for n in rows if n.startswith('generator')}                       # a feed-forward generator (generator.md)
+    plain = {n for n in rows if 'refine' not in n and not n.startswith(('pgd', 'none')) and n not in gen}
     fig, axs = plt.subplots(1, 3, figsize=(16, 5.2))
     panels = [(axs[0], 'ssim', 'face SSIM, LFW probes (250 px): higher is less visible'),
               (axs[1], 'jod', 'JOD, full-size portraits (10 = invisible)'),
               (axs[2], 'seconds', 'seconds per LFW photo (apply, detection included; busy CPU)')]
     for ax, key, label in panels:
         shown = [n for n, r in rows.items() if r[key] == r[key]]
-        for n in shown: ax.scatter(rows[n][key], rows[n]['black'], c='tab:blue' if n in plain else 'tab:orange', s=30, zorder=3)
+        for n in shown: ax.scatter(rows[n][key], rows[n]['black'], s=30, zorder=3,
+                                   c='tab:green' if n in gen else 'tab:blue' if n in plain else 'tab:orange')
         if key == 'seconds': ax.set_xscale('log')
         ax.set_xlabel(label, fontsize=9); ax.set_ylabel('black-box top-1 protection'); ax.grid(alpha=.3)
         ax.margins(0.25, 0.12)
-    axs[0].set_title('plain masks (blue, no models at apply) and the refine dial (orange)', fontsize=9)
+    axs[0].set_title('plain masks (blue, no models at apply) and the refine dial (orange)'
+                     + (', the generator (green)' if gen else ''), fontsize=9)
     fig.suptitle('Protection against visibility and time, development split (models never used to learn; ε in /255 after @)', fontsize=11)
     fig.tight_layout()
     for ax, key, _ in panels:
