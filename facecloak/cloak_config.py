@@ -127,6 +127,7 @@ class CloakConfig:
         _check(len(self.size) == 2, f"size must be (H, W), got {self.size}")
         _one_of('optimizer', self.optimizer, OPTIMIZERS)
         _one_of('step_schedule', self.step_schedule, STEP_SCHEDULES)
+        _check(self.step_schedule == 'constant' or self.optimizer == 'mifgsm', f"step_schedule {self.step_schedule!r} needs optimizer 'mifgsm' (Adam keeps its own step)")
         if self.refine_step_schedule is not None: _one_of('refine_step_schedule', self.refine_step_schedule, STEP_SCHEDULES)
         _one_of('region', self.region, REGIONS)
         _one_of('parameterisation', self.parameterisation, PARAMETERISATIONS)
