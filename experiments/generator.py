@@ -2,9 +2,9 @@
 over photos of OTHER people (LFW's anchor pool, the prior's people: never an evaluated subject) against the surrogate
 ensemble, measured against the refine dial on the development split.
 
-    python experiments/generator.py train --minutes 40 --out /work/cache/generator/gen.safetensors   # resumable
+    python experiments/generator.py train --minutes 50 --out $FACECLOAK_CACHE_DIR/generator/gen.safetensors   # resumable
     facecloak eval --plugins experiments/generator.py --methods 'generator,generator[base=mask]' ...  # an eval method
-    python experiments/generator.py time --weights /work/cache/generator/gen.safetensors             # ms per face
+    python experiments/generator.py time --weights $FACECLOAK_CACHE_DIR/generator/gen.safetensors    # ms per face
     python experiments/generator.py look --out figures/generator_look.png                            # what it paints
 
 The generator G is a small encoder-decoder (two stride-2 levels, three residual blocks at 28², 1.2 M parameters). Its
@@ -18,7 +18,7 @@ Eval methods (`--plugins experiments/generator.py`, weights from `FACECLOAK_GENE
 `generator` (δ = the generator's alone, no mask), `generator[base=mask]` (the user's learnt mask clipped to ε, plus the
 generator's δ, clipped to ε). No model other than the generator runs at apply time.
 """
-import argparse, math, os, sys, time
+import argparse, os, time
 from dataclasses import replace
 from pathlib import Path
 
@@ -149,6 +149,7 @@ def register():
     _gen = {}
     def method(s, eps, sur, dev, base='none', **kw):
         "The user's default mask (learnt as 'facecloak' at learn_mask's ε, shared with the other methods) holds the window and face."
+        if abs(eps - EPS) > 1e-6: raise ValueError(f"the generator was trained at ε {EPS * 255:g}/255, not {eps * 255:g}/255: do not sweep it")
         if 'g' not in _gen: _gen['g'] = load_generator()
         return GeneratorMasker(METHODS['facecloak'](s, CloakConfig().epsilon, sur, dev, **kw), _gen['g'], base)
     METHODS['generator'] = method

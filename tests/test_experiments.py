@@ -464,3 +464,11 @@ def test_generator_table_comes_from_the_committed_records(tmp_path):
     from facecloak.evaluate import load_record, split_people
     assert {x['person'] for x in load_record(ROOT/recs[0])['records']} <= set(split_people('dev'))
     assert (ROOT/'figures'/'generator.png').stat().st_size > 20_000 and (ROOT/'figures'/'generator_look.png').stat().st_size > 20_000
+
+
+def test_generator_method_refuses_another_budget():
+    "The generator was trained at ε 8/255: the eval method refuses to be swept at another ε rather than mislabel its record."
+    from facecloak.evaluate import METHODS
+    _generator_module()
+    with pytest.raises(ValueError, match='trained at ε 8/255, not 12/255'):
+        METHODS['generator'](None, 12 / 255, None, 'cpu')
