@@ -6,8 +6,9 @@ records of the same people, as one table and one figure.
         --base 'facecloak@8' --figure figures/frontier.png
 
 A point is a method at one ε (`name@ε` on the command line): its black-box top-1 protection (the mean over people of
-the models never used to learn), after JPEG q75 when recorded, its visibility (face SSIM on the LFW probes, face SSIM
-and ColorVideoVDP's JOD on the full-size portraits) and its seconds per photo (apply, detection included, on the
+the models never used to learn), after JPEG q75 when recorded, its visibility (face SSIM on the LFW probes, face SSIM,
+ColorVideoVDP's JOD and NVIDIA FLIP's mean error, the difference seen when flipping between the two, on the face of the
+full-size portraits) and its seconds per photo (apply, detection included, on the
 evaluation's CPU, which may have been busy: compare times within one record). `--base`: each point against that
 one, paired per person (difference ± standard error, people up / down), over the people both have. A method that
 appears in several records is read from the first that has it.
@@ -48,7 +49,8 @@ def row(pt, base=None) -> dict:
     out = dict(people=len(bb), black=float(np.mean(list(bb.values()))) if bb else float('nan'),
                jpeg75=(lambda d: float(np.mean(list(d.values()))) if d else float('nan'))(protection(rec, m, e, 'jpeg75')),
                ssim=quality(rec, m, e, 'ssim_face'), ssim_full=quality(rec, m, e, 'portrait_ssim_face'),
-               jod=quality(rec, m, e, 'portrait_jod_face'), seconds=quality(rec, m, e, 'apply_s'))
+               jod=quality(rec, m, e, 'portrait_jod_face'), flip=quality(rec, m, e, 'portrait_flip_face'),
+               seconds=quality(rec, m, e, 'apply_s'))
     if base is not None:
         b = protection(*base)
         d = np.array([bb[p] - b[p] for p in bb if p in b])
@@ -60,7 +62,7 @@ def row(pt, base=None) -> dict:
 def markdown(pts: dict, base: str | None) -> str:
     f = lambda v, k=3: '–' if v != v else f'{v:.{k}f}'
     head = ('| method | ε (/255) | people | black-box | JPEG q75 | face SSIM (LFW) | face SSIM (full size) | JOD (full size) '
-            '| apply s/photo |' + (f' black-box vs `{base}` ± SE (up / down, n) |' if base else ''))
+            '| FLIP (full size) | apply s/photo |' + (f' black-box vs `{base}` ± SE (up / down, n) |' if base else ''))
     lines = [head, '|' + '---|' * (head.count('|') - 1)]
     for name, pt in pts.items():
         r = row(pt, pts[base] if base else None)
@@ -68,7 +70,7 @@ def markdown(pts: dict, base: str | None) -> str:
         tail = '' if not base else (' — |' if name == base else
                                     (f' {p[0]:+.3f} ± {p[1]:.3f} ({p[2]} / {p[3]}, {p[4]}) |' if p else ' – |'))
         lines.append(f"| `{pt[1]}` | {pt[2]:g} | {r['people']} | {f(r['black'])} | {f(r['jpeg75'])} | {f(r['ssim'])} "
-                     f"| {f(r['ssim_full'])} | {f(r['jod'], 2)} | {f(r['seconds'], 2)} |" + tail)
+                     f"| {f(r['ssim_full'])} | {f(r['jod'], 2)} | {f(r['flip'])} | {f(r['seconds'], 2)} |" + tail)
     return '\n'.join(lines)
 
 
