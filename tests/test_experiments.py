@@ -474,3 +474,13 @@ def test_generator_method_refuses_another_budget():
     _generator_module()
     with pytest.raises(ValueError, match='trained at ε 8/255, not 12/255'):
         METHODS['generator'](None, 12 / 255, None, 'cpu')
+
+
+def test_cold_demo_record_is_what_defaults_md_says():
+    "The cold demo's benchmark record (bench_demo.py) under today's defaults: it finished, both modes reported, and defaults.md quotes its time."
+    import json
+    d = json.loads((ROOT/'data'/'eval'/'bench_demo_default4.json').read_text())
+    assert d['exit_code'] == 0 and d['threads'] == 2
+    lines = d['output'] if isinstance(d['output'], list) else d['output'].splitlines()
+    assert any(l.startswith('plain mask (') for l in lines) and any(l.startswith('default (20 steps') for l in lines)
+    assert f"**{d['seconds']} s**" in (ROOT/'experiments'/'defaults.md').read_text()
