@@ -484,3 +484,14 @@ def test_cold_demo_record_is_what_defaults_md_says():
     lines = d['output'] if isinstance(d['output'], list) else d['output'].splitlines()
     assert any(l.startswith('plain mask (') for l in lines) and any(l.startswith('default (20 steps') for l in lines)
     assert f"**{d['seconds']} s**" in (ROOT/'experiments'/'defaults.md').read_text()
+
+
+def test_flip_frontier_table_comes_from_the_committed_records():
+    "frontier.md's FLIP points (today's learner at ε 9 and 10): rebuilt from the records; FLIP grows with ε as the page says."
+    recs = ['data/eval/dev24_frontier.json.gz', 'data/eval/dev24_frontier3.json.gz', 'data/eval/dev24_frontier_flip9.json.gz',
+            'data/eval/dev24_frontier_flip10.json.gz']
+    rows = _table_rows('frontier.py', [*recs, '--base', 'facecloak@8'], 'frontier.md', '| method')
+    pts = {(r.split(' | ')[0].strip('| `'), r.split(' | ')[1]): r.split(' | ') for r in rows}
+    flip = [float(pts[('facecloak', e)][8]) for e in ('8', '9', '10')] + [float(pts[('facecloak[visibility=8]', '12')][8])]
+    assert flip == sorted(flip) and len(set(flip)) == 4, flip          # more budget, more FLIP, whatever the weight
+    assert float(pts[('facecloak', '9')][5]) > float(pts[('facecloak', '8')][5])   # ... while SSIM reads ε 9 quieter
