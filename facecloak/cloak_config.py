@@ -68,7 +68,7 @@ class CloakConfig:
     steps: int = 60                    # optimisation steps
     step_frac: float = 1 / 6           # MI-FGSM step α = epsilon·step_frac ...
     step_size: float | None = None     # ... unless this absolute α (pixel units) is given
-    step_schedule: str = 'constant'    # MI-FGSM: how α changes over the steps (`STEP_SCHEDULES`: 'constant' or 'cosine', α first then falling towards 0)
+    step_schedule: str = 'constant'    # MI-FGSM: how α changes over the steps (`STEP_SCHEDULES`: 'constant'; experiments/plugins.py adds 'cosine', measured no gain)
     momentum: float = 1.0              # MI-FGSM momentum μ
     smooth_grad: float = 0.0           # MI-FGSM: σ (px) of a Gaussian blur of the gradient (TI); 0: off
     lr: float = 0.1                    # Adam's learning rate on θ
