@@ -127,7 +127,6 @@ class GeneratorMasker:
     def __init__(self, mask, gen, base: str = 'none'):
         if base not in ('none', 'mask'): raise ValueError(f"base must be 'none' or 'mask', got {base!r}")
         self.mask, self.gen, self.base = mask, gen, base
-        self.window = mask_window(mask.size, mask.feather, mask.option('region'), mask.template)
     @property
     def surrogates(self): return self.mask.surrogates
     @torch.no_grad()

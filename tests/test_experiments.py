@@ -399,8 +399,7 @@ def test_step_schedule_tables_come_from_the_committed_records():
     worst = [c.strip() for c in next(r for r in rows if r.startswith('| **worst case**')).strip('|').split('|')]
     assert all(float(d.split(' ')[0]) < 0 for d in worst[3::2]), worst     # ten and twenty cosine steps: below the default's worst case
     from facecloak.cloak import CloakConfig
-    from facecloak.cloak_params import STEP_SCHEDULES
-    assert CloakConfig().step_schedule == 'constant' and CloakConfig().refine_step_schedule is None and 'cosine' not in STEP_SCHEDULES
+    assert CloakConfig().step_schedule == 'constant' and CloakConfig().refine_step_schedule is None   # (the library's registry alone: test_plugins)
 
 
 def _generator_module():

@@ -32,9 +32,10 @@ def test_the_library_has_none_of_them():
     import subprocess
     code = ("from facecloak.cloak import TRANSFORMS, LOSS_TERMS, LEARN_HOOKS, ALIASES, CloakConfig; "
             "print(sorted(TRANSFORMS), sorted(LOSS_TERMS), sorted(LEARN_HOOKS), sorted(ALIASES), "
-            "[f for f in ('perceptual', 'pull', 'model_dropout', 'leak_cap', 'feature_depth') if hasattr(CloakConfig(), f)])")
+            "[f for f in ('perceptual', 'pull', 'model_dropout', 'leak_cap', 'feature_depth') if hasattr(CloakConfig(), f)]); "
+            "from facecloak.cloak_params import STEP_SCHEDULES; print(sorted(STEP_SCHEDULES))")
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.strip()
-    assert out == "['affine', 'blur', 'jpeg', 'purify'] ['anchor', 'self', 'similar'] [] [] []", out
+    assert out == "['affine', 'blur', 'jpeg', 'purify'] ['anchor', 'self', 'similar'] [] [] []\n['constant']", out
 
 
 def test_transfer_transforms(P):
