@@ -77,7 +77,7 @@ def markdown(pts: dict, base: str | None) -> str:
 def short(name: str) -> str:
     "A point's label for the figure (a refine budget in grey levels: `refine_epsilon=0.0314` -> `ε_r=8`)."
     name = re.sub(r'refine_epsilon=([0-9.]+)', lambda m: f'ε_r={float(m.group(1)) * 255:.0f}', name)
-    for a, b in [('facecloak', 'fc'), ('refine_step_frac', 'α/ε'), ('refine_purify', 'purify'), ('visibility_scale', 'at'),
+    for a, b in [('facecloak', 'fc'), ('visibility_measure=', ''), ('refine_step_frac', 'α/ε'), ('refine_purify', 'purify'), ('visibility_scale', 'at'),
                  ('visibility', 'vis')]: name = name.replace(a, b)
     return name
 
@@ -89,10 +89,11 @@ def figure(pts: dict, path: str):
     rows = {n: row(p) for n, p in pts.items()}
     gen = {n for n in rows if n.startswith('generator')}                       # a feed-forward generator (generator.md)
     plain = {n for n in rows if 'refine' not in n and not n.startswith(('pgd', 'none')) and n not in gen}
-    fig, axs = plt.subplots(1, 3, figsize=(16, 5.2))
+    fig, axs = plt.subplots(1, 4, figsize=(21, 5.2))
     panels = [(axs[0], 'ssim', 'face SSIM, LFW probes (250 px): higher is less visible'),
               (axs[1], 'jod', 'JOD, full-size portraits (10 = invisible)'),
-              (axs[2], 'seconds', 'seconds per LFW photo (apply, detection included; busy CPU)')]
+              (axs[2], 'flip', 'FLIP, full-size portraits (0 = no difference): lower is less visible'),
+              (axs[3], 'seconds', 'seconds per LFW photo (apply, detection included; busy CPU)')]
     for ax, key, label in panels:
         shown = [n for n, r in rows.items() if r[key] == r[key]]
         for n in shown: ax.scatter(rows[n][key], rows[n]['black'], s=30, zorder=3,

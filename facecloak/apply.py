@@ -233,12 +233,12 @@ def refined(self: Mask, images, steps: int, *, surrogates=None, device=None, pro
     """This mask after `steps` more learning steps on the aligned `images` alone (the photo it is about to be
     applied to), starting from its own δ: the same ε (or the mask's `refine_epsilon`, δ clipped to it), anchor and options, away from that photo's own identity.
     The visibility term takes its weight from the mask's `refine_visibility` (0: skipped, as it would double the
-    steps' cost) and is seen at `scale`, the photo's own magnification (`Mask.apply` passes it; clipped to
+    steps' cost) and its measure from `refine_visibility_measure` and is seen at `scale`, the photo's own magnification (`Mask.apply` passes it; clipped to
     [1, `MAX_SCALE`]; None: the mask's `visibility_scale`).
     `surrogates`: default the mask's own (loaded by name)."""
     known = {f.name for f in fields(CloakConfig)}
     opts = {k: v for k, v in self.meta.get('options', {}).items() if k in known}
-    vis = dict(visibility=float(self.option('refine_visibility')), region=self.option('region'))
+    vis = dict(visibility=float(self.option('refine_visibility')), visibility_measure=self.option('refine_visibility_measure'), region=self.option('region'))
     if (a := self.option('refine_step_frac')) is not None: vis['step_frac'] = float(a)   # the steps' α, else the mask's
     if (s := self.option('refine_step_schedule')) is not None: vis['step_schedule'] = s  # ... and its schedule
     if (p := float(self.option('refine_purify'))) > 0:           # the steps see the attacker's clean-up too

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from . import saliency
-from .cloak_objective import LOSS_TERMS
+from .cloak_objective import LOSS_TERMS, measure_terms
 from .cloak_transforms import PURIFIERS, TRANSFORMS
 from .cloak_params import OPTIMIZERS, PARAMETERISATIONS, STEP_SCHEDULES
 from .cloak_budget import REGIONS
@@ -76,9 +76,11 @@ class CloakConfig:
     n_images: int = 16                 # size of the training set made from the photo (it and n_images - 1 variations)
     parameterisation: str = 'pixel'    # a PARAMETERISATIONS key: how δ is represented ('smooth': band-limited; 'uv': on the face's surface; 'smooth_uv': both)
     band: float = 1.0                  # 'smooth', 'smooth_uv': σ (aligned px / texels) of their Gaussian band limit
-    visibility: float = 8.0            # weight of the `visibility` term (1 - SSIM of an image with δ, magnified) in the loss; 0: off (8 at ε 12: as visible as the ε 8 mask at weight 1)
+    visibility: float = 8.0            # weight of the `visibility` term (how visible δ is, magnified, by `visibility_measure`) in the loss; 0: off
     visibility_scale: float = 4.0      # ... the magnification it is seen at (a 1024² portrait's face is ~4-5x the aligned size)
+    visibility_measure: str = 'ssim+0.5*flip'   # ... and what sees it (`VISIBILITY_MEASURES`, or a weighted sum): SSIM, and FLIP at half weight, so that the ε 12 mask shows no more than the ε 8 one by SSIM, JOD and FLIP (experiments/frontier.md)
     refine_visibility: float = 4.0     # weight of the `visibility` term in the refine dial's per-photo steps (`Mask.refined`), seen at the photo's own magnification; 0: off
+    refine_visibility_measure: str = 'ssim'   # ... and what sees it (as `visibility_measure`): its own, as FLIP at a portrait's magnification costs ~1 s a step
     refine_step_frac: float | None = 1 / 3   # the refine dial's step α as a fraction of epsilon (ε/3: experiments/steps.md); None: `step_frac`, as in learning
     refine_step_schedule: str | None = None   # ... and how it changes over the steps (`STEP_SCHEDULES`); None: `step_schedule`, as in learning
     refine_purify: float = 0.75        # probability that a refine step's batch passes an attacker's clean-up (the `purify` input transform, `PURIFIERS`); 0: off
@@ -125,6 +127,8 @@ class CloakConfig:
         _check(self.visibility >= 0 and self.visibility_scale >= 1,
                f"visibility must be >= 0 and visibility_scale >= 1, got {self.visibility}, {self.visibility_scale}")
         _check(len(self.size) == 2, f"size must be (H, W), got {self.size}")
+        measure_terms(self.visibility_measure)    # each name one of VISIBILITY_MEASURES, each weight > 0, else a ValueError naming it
+        measure_terms(self.refine_visibility_measure)
         _one_of('optimizer', self.optimizer, OPTIMIZERS)
         _one_of('step_schedule', self.step_schedule, STEP_SCHEDULES)
         _check(self.step_schedule == 'constant' or self.optimizer == 'mifgsm', f"step_schedule {self.step_schedule!r} needs optimizer 'mifgsm' (Adam keeps its own step)")
@@ -212,4 +216,4 @@ def preset(name: str, **overrides) -> dict:
 
 LEARN_INPUTS = ('photo', 'config', 'images', 'reference', 'anchor', 'bank', 'exclude', 'surrogates', 'device', 'synth',
                 'init', 'callback', 'progress')    # `learn_mask`'s own keywords (not `CloakConfig` fields)
-APPLY_OPTIONS = ('refine_visibility', 'refine_step_frac', 'refine_step_schedule', 'refine_epsilon', 'refine_purify', 'refine_purifiers', 'region')   # `CloakConfig` fields a learnt mask can take after learning: how it is applied (the refine dial, where it paints)
+APPLY_OPTIONS = ('refine_visibility', 'refine_visibility_measure', 'refine_step_frac', 'refine_step_schedule', 'refine_epsilon', 'refine_purify', 'refine_purifiers', 'region')   # `CloakConfig` fields a learnt mask can take after learning: how it is applied (the refine dial, where it paints)

@@ -54,7 +54,7 @@ def _optimise(mods, x_set, targets: Targets, window, policy, cfg: CloakConfig, g
             loss, stats = identity_loss([m(x).float() for m in mods], targets.rows(idx), weights)
             for h in hooks: loss = loss + h.loss(d, idx, window)
             if cfg.visibility:     # on the batch's first image (one of the person's own, at random): magnified SSIM is costly
-                loss = loss + cfg.visibility * visibility(x_set[idx[:1]], d[:1], cfg.visibility_scale)
+                loss = loss + cfg.visibility * visibility(x_set[idx[:1]], d[:1], cfg.visibility_scale, cfg.visibility_measure)
             policy.step(torch.autograd.grad(loss, policy.params()))
             cr, ca = (float(np.mean([s[i] for s in stats])) for i in (0, 1))
             hist.append((round(float(loss.detach()), 4), round(cr, 4), round(ca, 4)))

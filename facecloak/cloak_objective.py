@@ -7,9 +7,11 @@ from __future__ import annotations
 import torch, torch.nn.functional as F
 
 from .cloak_targets import Targets
+from .perception import flip_map
 
 # %% auto 0
-__all__ = ['LOSS_TERMS', 'self_term', 'anchor_term', 'similar_term', 'needs_crowd', 'identity_loss', 'ssim_map', 'visibility']
+__all__ = ['LOSS_TERMS', 'VISIBILITY_MEASURES', 'self_term', 'anchor_term', 'similar_term', 'needs_crowd', 'identity_loss',
+           'ssim_map', 'ssim_visibility', 'flip_visibility', 'measure_terms', 'visibility']
 
 # %% ../nbs/05d_objective.ipynb
 def self_term(e, t: Targets, name: str):
@@ -57,9 +59,35 @@ def ssim_map(a, b, win: int = 7) -> torch.Tensor:
     va, vb, cab = f(a * a) - ma * ma, f(b * b) - mb * mb, f(a * b) - ma * mb
     return (2 * ma * mb + c1) * (2 * cab + c2) / ((ma * ma + mb * mb + c1) * (va + vb + c2))
 
-def visibility(x, delta, scale: float = 4.0) -> torch.Tensor:
-    """1 − mean SSIM of aligned images `x` (N,3,H,W) against `x + delta` (clipped to [0,1]; `delta` broadcasts), both
-    magnified `scale`× (bilinear): how visible δ is on a face `scale` times the aligned size. 0 for δ = 0."""
+def ssim_visibility(a, b) -> torch.Tensor:
+    "1 − mean SSIM (`ssim_map`) of `b` against `a`: what the evaluation's face SSIM sees."
+    return 1 - ssim_map(a, b).mean()
+
+def flip_visibility(a, b) -> torch.Tensor:
+    "Mean FLIP error (`facecloak.perception.flip_map`) of `b` against `a` on the display the evaluation models: what FLIP sees."
+    return flip_map(a, b).mean()
+
+VISIBILITY_MEASURES = dict(ssim=ssim_visibility, flip=flip_visibility)   # name -> f(original, masked) -> scalar, 0 when equal
+
+def measure_terms(measure: str) -> list[tuple[float, str]]:
+    """The (weight, name) terms of a visibility `measure`: one name of `VISIBILITY_MEASURES`, or several joined by '+',
+    each optionally weighted as 'k*name' (their weighted sum), e.g. 'ssim+0.5*flip'."""
+    terms = []
+    for part in str(measure).split('+'):
+        k, _, m = part.strip().rpartition('*')
+        m = m.strip()
+        if m not in VISIBILITY_MEASURES: raise ValueError(f"unknown visibility measure {m!r} in {measure!r}: use one of {', '.join(map(repr, VISIBILITY_MEASURES))}, or several joined by '+' (each may be weighted: 'ssim+0.5*flip')")
+        try: w = float(k) if k.strip() else 1.0
+        except ValueError: raise ValueError(f"visibility measure {measure!r}: the weight {k.strip()!r} of {m!r} is not a number") from None
+        if not w > 0: raise ValueError(f"visibility measure {measure!r}: the weight of {m!r} must be > 0, got {w}")
+        terms.append((w, m))
+    return terms
+
+def visibility(x, delta, scale: float = 4.0, measure: str = 'ssim') -> torch.Tensor:
+    """How visible `delta` is on aligned images `x` (N,3,H,W): `VISIBILITY_MEASURES[measure]` of `x` against `x + delta`
+    (clipped to [0,1]; `delta` broadcasts), both magnified `scale`× (bilinear), as on a face `scale` times the aligned
+    size; a weighted sum when `measure` joins names by '+' (`measure_terms`). 0 for δ = 0."""
     up = (lambda t: F.interpolate(t, scale_factor=scale, mode='bilinear', align_corners=False)) if scale != 1 else (lambda t: t)
     xu = up(x)
-    return 1 - ssim_map(xu, (xu + up(delta.expand_as(x))).clamp(0, 1)).mean()
+    xd = (xu + up(delta.expand_as(x))).clamp(0, 1)
+    return sum(w * VISIBILITY_MEASURES[m](xu, xd) for w, m in measure_terms(measure))

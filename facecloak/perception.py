@@ -10,8 +10,8 @@ import numpy as np
 from .align import load_photo
 
 # %% auto 0
-__all__ = ['DISPLAY', 'MIN_SIDE', 'cvvdp_module', 'display_models', 'vdp_metric', 'display_model', 'image_pair', 'jod',
-           'flip_error', 'visibility']
+__all__ = ['DISPLAY', 'MIN_SIDE', 'FLIP_PPD', 'cvvdp_module', 'display_models', 'vdp_metric', 'display_model', 'image_pair',
+           'jod', 'flip_error', 'visibility', 'flip_kernels', 'flip_map']
 
 # %% ../nbs/04a_perception.ipynb
 DISPLAY = 'standard_fhd'     # a 24-inch 1920×1080 office monitor seen from 60 cm: 37.8 pixels per degree
@@ -90,3 +90,95 @@ def visibility(original, protected, *, region=None, display: str = DISPLAY) -> d
     (x1, y1, x2, y2; e.g. the face box) or the whole image."""
     a, b = image_pair(original, protected, region)
     return dict(jod=jod(a, b, display=display), flip=flip_error(a, b, display=display))
+
+# %% ../nbs/04a_perception.ipynb
+import math
+import torch, torch.nn.functional as F
+
+FLIP_PPD = 37.84      # pixels per degree of `DISPLAY` (`vdp_metric().pix_per_deg`, 37.8425), without loading ColorVideoVDP
+_SRGB_XYZ = ((0.4124, 0.3576, 0.1805), (0.2126, 0.7152, 0.0722), (0.0193, 0.1192, 0.9505))   # linear sRGB -> XYZ, D65
+_CSF = ((1.0, 0.0047, 0.0, 1e-5), (1.0, 0.0053, 0.0, 1e-5), (34.1, 0.04, 13.5, 0.025))       # (a1, b1, a2, b2): Y, Cx, Cz
+
+def _mat(t, inverse=False):
+    m = torch.tensor(_SRGB_XYZ, dtype=torch.float64)
+    return (torch.linalg.inv(m) if inverse else m).to(t)
+
+def _apply(m, t): return torch.einsum('ij,njhw->nihw', m, t)
+
+def _white(t): return _mat(t).sum(1).view(1, 3, 1, 1)     # XYZ of sRGB white
+
+def _linear(x): return torch.where(x > 0.04045, ((x + 0.055) / 1.055).clamp_min(1e-8) ** 2.4, x / 12.92)
+
+def _to_ycxcz(xyz):
+    x, y, z = (xyz / _white(xyz)).unbind(1)
+    return torch.stack([116 * y - 16, 500 * (x - y), 200 * (y - z)], 1)
+
+def _from_ycxcz(t):
+    y = (t[:, 0] + 16) / 116
+    return torch.stack([t[:, 1] / 500 + y, y, y - t[:, 2] / 200], 1) * _white(t)
+
+def _hunt_lab(xyz):
+    "CIELAB (D65) with the Hunt adjustment: a*, b* scaled by L*/100."
+    n, d = xyz / _white(xyz), 6 / 29
+    fx, fy, fz = torch.where(n > d ** 3, n.clamp_min(1e-8) ** (1 / 3), n / (3 * d * d) + 4 / 29).unbind(1)
+    L = 116 * fy - 16
+    return torch.stack([L, 0.01 * L * 500 * (fx - fy), 0.01 * L * 200 * (fy - fz)], 1)
+
+def _hyab(a, b):
+    d = a - b
+    return d[:, 0].abs() + (d[:, 1] ** 2 + d[:, 2] ** 2 + 1e-12).sqrt()
+
+@functools.lru_cache(maxsize=8)
+def flip_kernels(ppd: float = FLIP_PPD) -> dict:
+    """FLIP's filters at `ppd` pixels per degree, each as 1-D factors of a separable 2-D kernel (k,) (the 2-D
+    kernel is the outer product of a vertical and a horizontal factor): `csf` (3,k), the contrast sensitivity of
+    Y, Cx, Cz (its first Gaussian), and `csf2` (k,), the second Gaussian of Cz, with their `weights` (3,) and
+    `weight2` such that each 2-D kernel sums to 1; `gauss` (k',) the feature Gaussian (sums to 1), `edge` and `point`
+    (k',) its first and second derivatives (positive and negative weights each summing to ±1)."""
+    r = math.ceil(3 * math.sqrt(max(max(b1, b2) for _, b1, _, b2 in _CSF) / (2 * math.pi ** 2)) * ppd)
+    x = torch.arange(-r, r + 1, dtype=torch.float64) / ppd
+    e = lambda b: torch.exp(-math.pi ** 2 * x ** 2 / b)          # exp(-pi^2 (x^2 + y^2) / b) = e(x) e(y)
+    csf, w, w2 = [], [], 0.0
+    for a1, b1, a2, b2 in _CSF:
+        c1, c2 = a1 * math.sqrt(math.pi / b1), a2 * math.sqrt(math.pi / b2)
+        total = c1 * float(e(b1).sum()) ** 2 + c2 * float(e(b2).sum()) ** 2
+        csf.append(e(b1)); w.append(c1 / total); w2 = c2 / total       # only Cz has a second Gaussian (a2 > 0)
+    csf2 = e(_CSF[2][3])
+    sd = 0.5 * 0.082 * ppd
+    x = torch.arange(-math.ceil(3 * sd), math.ceil(3 * sd) + 1, dtype=torch.float64)
+    g = torch.exp(-x ** 2 / (2 * sd * sd))
+    def signed(k): return k.clamp_min(0) / k.clamp_min(0).sum() - k.clamp_max(0) / k.clamp_max(0).sum()
+    return dict(csf=torch.stack(csf).float(), weights=torch.tensor(w).float(), csf2=csf2.float(), weight2=w2,
+                gauss=(g / g.sum()).float(), edge=signed(-x * g).float(), point=signed((x ** 2 / sd ** 2 - 1) * g).float())
+
+def _separable(t, horizontal, vertical):
+    "Depthwise 2-D filtering (valid) of `t` (N,C,H,W) by the outer products of `vertical` and `horizontal` (C,k) factors."
+    c, k = horizontal.shape
+    t = F.conv2d(t, horizontal.view(c, 1, 1, k), groups=c)
+    return F.conv2d(t, vertical.view(c, 1, k, 1), groups=c)
+
+def flip_map(reference, test, ppd: float = FLIP_PPD) -> torch.Tensor:
+    """FLIP's (LDR) per-pixel error (N,H,W) of `test` against `reference` (N,3,H,W sRGB in [0,1]) seen at `ppd` pixels
+    per degree: 0 where they agree, at most 1. Differentiable in both; its mean is `flip_error`'s number."""
+    k = {n: (v.to(reference) if torch.is_tensor(v) else v) for n, v in flip_kernels(float(ppd)).items()}
+    rc, rf = k['csf'].shape[-1] // 2, k['gauss'].shape[-1] // 2
+    pad = lambda t, r: F.pad(t, (r,) * 4, mode='replicate')
+    def colour(x):
+        y = _to_ycxcz(_apply(_mat(x), _linear(x)))
+        yp = pad(y, rc)
+        f = _separable(yp, k['csf'], k['csf']) * k['weights'].view(1, 3, 1, 1)
+        f = torch.cat([f[:, :2], f[:, 2:] + k['weight2'] * _separable(yp[:, 2:], k['csf2'][None], k['csf2'][None])], 1)
+        blurred = _apply(_mat(x, inverse=True), _from_ycxcz(f)).clamp(0, 1)
+        return _hunt_lab(_apply(_mat(x), blurred)), (y[:, :1] + 16) / 116
+    def features(yn):
+        g, e, p = k['gauss'], k['edge'], k['point']
+        o = _separable(pad(yn, rf).expand(-1, 4, -1, -1), torch.stack([e, g, p, g]), torch.stack([g, e, g, p]))
+        return (o[:, 0] ** 2 + o[:, 1] ** 2 + 1e-12).sqrt(), (o[:, 2] ** 2 + o[:, 3] ** 2 + 1e-12).sqrt()
+    (lr, yr), (lt, yt) = colour(reference), colour(test)
+    green, blue = (_hunt_lab(_apply(_mat(reference), torch.tensor(c).to(reference).view(1, 3, 1, 1))) for c in ((0., 1, 0), (0., 0, 1)))
+    qc, pc, pt, cmax = 0.7, 0.4, 0.95, float(_hyab(green, blue)) ** 0.7
+    de = (_hyab(lr, lt) + 1e-12) ** qc
+    de = torch.where(de < pc * cmax, pt / (pc * cmax) * de, pt + (de - pc * cmax) / (cmax - pc * cmax) * (1 - pt))
+    (er, pr), (et, ptt) = features(yr), features(yt)
+    df = (torch.maximum((er - et).abs(), (pr - ptt).abs()) / math.sqrt(2) + 1e-12) ** 0.5
+    return de ** (1 - df)

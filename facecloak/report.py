@@ -286,7 +286,7 @@ def rename_methods(rec: dict, names: dict) -> dict:
 
 DEFAULTS_BEFORE = dict(visibility=0.0)     # learn_mask options whose default changed, and their value before (the first records): read under the spec they ran
 RESUME_BEFORE = dict(DEFAULTS_BEFORE, leakage_weight=0.5, region='square', refine_visibility=0.0, refine_purify=0.0,
-                     refine_step_frac=None, refine_epsilon=None)   # ... and those a record must not be resumed across (leakage weighting: 0.5 until the house's second pass)
+                     refine_step_frac=None, refine_epsilon=None, visibility_measure='ssim')   # ... and those a record must not be resumed across (leakage weighting: 0.5 until the house's second pass)
 LEARNT_WITH_DEFAULTS = ('facecloak', 'facecloak_offline', 'facecloak_uniform')   # methods that take learn_mask's defaults
 
 def record_defaults() -> dict:

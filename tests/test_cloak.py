@@ -139,9 +139,9 @@ def test_smooth_masks_keep_the_bound_and_are_smooth_on_a_large_face(setup, tmp_p
 
 
 def test_visibility_term_makes_the_mask_less_visible_when_magnified(setup):
-    "The visibility term: the same seeded run with it is within ε, less saturated, less visible magnified 4x, and still moves identity."
+    "The visibility term (seen by SSIM): the same seeded run with it is within ε, less saturated, less visible magnified 4x, and still moves identity."
     tiny, bank, me, kw, m = setup
-    mv = learn_mask(images=me, **{**kw, 'visibility': 8.0})
+    mv = learn_mask(images=me, **{**kw, 'visibility': 8.0, 'visibility_measure': 'ssim'})   # the SSIM measure (FLIP: the next test)
     assert mv.delta.abs().max() <= EPS + 1e-7 and mv.meta['options']['visibility'] == 8.0
     seen = {k: float(visibility(me, mk.effective, 4.0)) for k, mk in (('plain', m), ('visibility', mv))}
     assert seen['visibility'] < 0.7 * seen['plain'], seen
@@ -153,6 +153,17 @@ def test_visibility_term_makes_the_mask_less_visible_when_magnified(setup):
     assert drop > 0.02, drop
     with pytest.raises(ValueError, match='visibility must be >= 0'): CloakConfig(visibility=-1)
     with pytest.raises(ValueError, match='visibility_scale >= 1'): CloakConfig(visibility_scale=0.5)
+
+
+def test_flip_visibility_measure_makes_the_mask_less_visible_to_flip(setup):
+    "The 'flip' measure: the same seeded run with the term seen by FLIP is within ε, less visible to FLIP magnified 4x than without the term, and records its measure."
+    tiny, bank, me, kw, m = setup
+    mf = learn_mask(images=me, **{**kw, 'visibility': 8.0, 'visibility_measure': 'flip'})
+    assert mf.delta.abs().max() <= EPS + 1e-7 and mf.meta['options']['visibility_measure'] == 'flip'
+    seen = {k: float(visibility(me, mk.effective, 4.0, 'flip')) for k, mk in (('plain', m), ('flip', mf))}
+    assert seen['flip'] < 0.8 * seen['plain'], seen
+    with pytest.raises(ValueError, match="unknown visibility measure 'vdp'"): CloakConfig(visibility_measure='vdp')
+    with pytest.raises(ValueError, match="unknown visibility measure 'x' in 'ssim\\+x'"): CloakConfig(visibility_measure='ssim+x')
 
 
 def test_saved_png_and_modes(tmp_path):

@@ -494,3 +494,41 @@ def test_flip_frontier_table_comes_from_the_committed_records():
     flip = [float(pts[('facecloak', e)][8]) for e in ('8', '9', '10')] + [float(pts[('facecloak[visibility=8]', '12')][8])]
     assert flip == sorted(flip) and len(set(flip)) == 4, flip          # more budget, more FLIP, whatever the weight
     assert float(pts[('facecloak', '9')][5]) > float(pts[('facecloak', '8')][5])   # ... while SSIM reads ε 9 quieter
+
+
+def test_flip_term_table_comes_from_the_committed_records(tmp_path):
+    "frontier.md's FLIP-term points (issue #37): rebuilt from the records; with SSIM + half FLIP the ε 12 mask is quieter than the ε 8 one by all four measures and protects more."
+    recs = ['data/eval/dev24_frontier.json.gz', 'data/eval/dev24_frontier3.json.gz', 'data/eval/dev24_frontier_flip9.json.gz',
+            'data/eval/dev24_frontier_flip10.json.gz', 'data/eval/dev24_flipterm.json.gz', 'data/eval/dev24_flipterm_half.json.gz']
+    rows = _table_rows('frontier.py', [*recs, '--base', 'facecloak@8', '--figure', tmp_path/'f.png'], 'frontier.md', '| method')
+    assert (tmp_path/'f.png').stat().st_size > 10_000
+    pts = {(r.split(' | ')[0].strip('| `'), r.split(' | ')[1]): r.split(' | ') for r in rows}
+    e8, half, full = pts[('facecloak', '8')], pts[('facecloak[visibility_measure=ssim+0.5*flip]', '12')], pts[('facecloak[visibility_measure=ssim+flip]', '12')]
+    assert float(half[3]) > float(e8[3]) and float(half[5]) > float(e8[5]) and float(half[7]) > float(e8[7]) and float(half[8]) < float(e8[8])
+    assert float(half[6]) >= 0.966                                           # full-size SSIM: the issue's bar
+    assert float(full[8]) < float(half[8]) and float(full[3]) < float(half[3])   # more FLIP weight: quieter by FLIP, less protection
+    rows2 = _table_rows('frontier.py', [recs[1], *recs[4:], '--base', 'facecloak[visibility=8]@12'], 'frontier.md', '| method')
+    assert any(r.startswith('| `facecloak[visibility_measure=ssim+0.5*flip]` | 12 | 24 | ') and ' -0.' in r for r in rows2)
+
+
+def test_flip_term_test_split_table_comes_from_the_committed_record():
+    "frontier.md's test-split rows of the FLIP-term mask: rebuilt from the records; more protection than the ε 8 mask, less than the SSIM-term one, less FLIP."
+    rows = _table_rows('frontier.py', ['data/eval/test_robust.json.gz', 'data/eval/test_plain12v8.json.gz', 'data/eval/test_plainflip.json.gz',
+                                       '--base', 'facecloak@8'], 'frontier.md', '| method')
+    pts = {r.split(' | ')[0].strip('| `'): r.split(' | ') for r in rows}
+    flip, ssim, e8 = pts['facecloak[visibility_measure=ssim+0.5*flip]'], pts['facecloak[visibility=8]'], pts['facecloak']
+    assert float(e8[3]) < float(flip[3]) < float(ssim[3]) and float(flip[8]) < float(ssim[8])
+    _table_rows('frontier.py', ['data/eval/test_plain12v8.json.gz', 'data/eval/test_plainflip.json.gz', '--base', 'facecloak[visibility=8]@12'],
+                'frontier.md', '| method')
+    from facecloak.cloak import CloakConfig
+    assert CloakConfig().visibility_measure == 'ssim+0.5*flip'          # the point frontier.md makes the default
+
+
+def test_refine_from_the_flip_term_mask_table_comes_from_the_committed_records():
+    "frontier.md's default mode started from the FLIP-term mask (dev): rebuilt from the records, within noise of the dial from the SSIM-term mask."
+    base = 'facecloak[visibility=8,refine=20,refine_epsilon=0.0313725490196]'
+    rows = _table_rows('frontier.py', ['data/eval/dev24_refine_from12.json.gz', 'data/eval/dev24_refine_fromflip.json.gz', '--base', f'{base}@12'],
+                       'frontier.md', '| method')
+    new = next(r for r in rows if 'visibility_measure=ssim+0.5*flip,refine=20' in r).split(' | ')
+    old = next(r for r in rows if r.startswith(f'| `{base}`')).split(' | ')
+    assert abs(float(new[3]) - float(old[3])) < 0.05 and float(new[8]) <= float(old[8]) + 0.005
