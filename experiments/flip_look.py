@@ -7,7 +7,6 @@ Rows: the two masks. Columns: the face at 100 % (a 256-px crop), the difference 
 (`facecloak.perception.flip_map`, 0 black to 0.5 white) and the numbers of the whole face: SSIM, JOD, FLIP."""
 import argparse
 import numpy as np, torch
-from PIL import Image
 
 from facecloak import align
 from facecloak.app import magnified
