@@ -130,11 +130,14 @@ def summary(path, base='photo'):
     recs = [json.loads(l) for l in Path(path).open()]
     box = lambda r, a, black: float(np.mean([v['top1'] for n, v in r['arms'][a].items() if (n not in r['surrogates']) == black]))
     rows = []
-    arms = [a for a in ARMS if a in recs[0]['arms']] + [a for a in recs[0]['arms'] if a not in ARMS]
+    seen = list(dict.fromkeys(a for r in recs for a in r['arms']))      # a record may hold arms only some people have
+    arms = [a for a in ARMS if a in seen] + [a for a in seen if a not in ARMS]
     for a in arms:
-        bb = np.array([box(r, a, True) for r in recs]); wb = np.array([box(r, a, False) for r in recs])
-        d = bb - np.array([box(r, base, True) for r in recs])
-        rows.append(dict(arm=a, people=len(recs), black=bb.mean(), white=wb.mean(), diff=d.mean(),
+        has = [r for r in recs if a in r['arms']]
+        bb = np.array([box(r, a, True) for r in has]); wb = np.array([box(r, a, False) for r in has])
+        pair = [r for r in has if base in r['arms']]                         # paired over the people who have both
+        d = np.array([box(r, a, True) - box(r, base, True) for r in pair])
+        rows.append(dict(arm=a, people=len(has), black=bb.mean(), white=wb.mean(), diff=d.mean() if len(d) else float('nan'),
                          se=d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float('nan'),
                          up=int((d > 1e-9).sum()), down=int((d < -1e-9).sum()), per_person=bb))
     fl = {k: float(np.mean([r['flicker'][k] for r in recs])) for k in recs[0]['flicker']}
@@ -149,14 +152,16 @@ def report(path, fig, base='photo'):
     print('|---|---|---|---|')
     for r in rows:
         pd = '—' if r['arm'] == base else f"{r['diff']:+.3f} ± {r['se']:.3f} ({r['up']} / {r['down']})"
-        print(f"| {r['arm']} | {r['black']:.3f} | {pd} | {r['white']:.3f} |")
+        arm = r['arm'] if r['people'] == len(recs) else f"{r['arm']} ({r['people']} of {len(recs)} people)"
+        print(f"| {arm} | {r['black']:.3f} | {pd} | {r['white']:.3f} |")
     print('flicker (grey levels, face region, mean over people):', {k: round(v, 3) for k, v in fl.items()})
     if 'apply_fps_crf18' in recs[0]:
         print('apply frames/s (250x250 clip, detection every 5):', round(float(np.mean([r['apply_fps_crf18'] for r in recs])), 1))
     else: _clip_costs(recs)
+    rows = [r for r in rows if r['people'] == len(recs)]       # the figure: the arms every person has
     fig_, ax = plt.subplots(1, 2, figsize=(10, 3.8))
     x = np.arange(len(rows))
-    ax[0].bar(x, [r['black'] for r in rows], yerr=[r['per_person'].std(ddof=1) / np.sqrt(len(recs)) for r in rows], color='C0', alpha=.8)
+    ax[0].bar(x, [r['black'] for r in rows], yerr=[r['per_person'].std(ddof=1) / np.sqrt(r['people']) if r['people'] > 1 else 0 for r in rows], color='C0', alpha=.8)
     ax[0].set_xticks(x, [r['arm'] for r in rows], rotation=15); ax[0].set_ylabel('black-box top-1 protection')
     ax[0].set_title(f'{len(recs)} dev people, 6 probes each')
     ref = next(r['per_person'] for r in rows if r['arm'] == base)
@@ -171,18 +176,20 @@ def report(path, fig, base='photo'):
 
 def _clip_costs(recs):
     "Per arm: flicker, main-pass frames/s and frames cloaked; per keyframe count: the keyframe pass's seconds per scene."
-    for a in recs[0].get('flickers', {}):
-        f = {k: round(float(np.mean([r['flickers'][a][k] for r in recs])), 3) for k in ('original', 'protected', 'cloak', 'cloak_level')}
-        print(f'flicker {a}:', f)
-    for a in recs[0].get('apply_fps', {}):
-        c = np.sum([r['cloaked'][a] for r in recs], 0)
-        print(f'{a}: main pass {np.mean([r["apply_fps"][a] for r in recs]):.1f} frames/s (250x250), {c[0]} of {c[1]} frames cloaked')
-    for k in recs[0].get('keyframe_s', {}):
-        n = np.mean([len(r['scenes'][k]) for r in recs])
-        s = np.mean([r['keyframe_s'][k] for r in recs])
-        bare = sum(not sc[3] for r in recs for sc in r['scenes'][k])
-        print(f'keyframe pass {k}: {s:.1f} s per clip of {n:.0f} scenes ({s / n:.1f} s per scene), {bare} scenes without a face')
-
+    keys = lambda f: list(dict.fromkeys(k for r in recs for k in r.get(f, {})))   # over every person: arms may differ
+    with_ = lambda f, a: [r for r in recs if a in r.get(f, {})]
+    for a in keys('flickers'):
+        f = {k: round(float(np.mean([r['flickers'][a][k] for r in with_('flickers', a)])), 3) for k in ('original', 'protected', 'cloak', 'cloak_level')}
+        print(f'flicker {a} ({len(with_("flickers", a))} people):', f)
+    for a in keys('apply_fps'):
+        rs = with_('apply_fps', a); c = np.sum([r['cloaked'][a] for r in rs], 0)
+        print(f'{a}: main pass {np.mean([r["apply_fps"][a] for r in rs]):.1f} frames/s (250x250), {c[0]} of {c[1]} frames cloaked')
+    for k in keys('keyframe_s'):
+        rs = with_('keyframe_s', k)
+        n = np.mean([len(r['scenes'][k]) for r in rs])
+        s = np.mean([r['keyframe_s'][k] for r in rs])
+        bare = sum(not sc[3] for r in rs for sc in r['scenes'][k])
+        print(f'keyframe pass {k} ({len(rs)} people): {s:.1f} s per clip of {n:.0f} scenes ({s / n:.1f} s per scene), {bare} scenes without a face')
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
